@@ -1,0 +1,11 @@
+//! The Marg server runtime: thread-per-core event loop, the sans-IO HTTP/1.1
+//! state machine, the handler interface ([`handler`]), static files and the
+//! `marg` command line.
+#![warn(missing_docs)]
+
+pub mod handler;
+
+pub use handler::{
+    CompletionSink, Handled, Handler, HandlerFactory, Method, OwnedResponse, Protocol, Request,
+    RequestId, Response, Version,
+};
