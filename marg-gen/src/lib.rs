@@ -10,3 +10,8 @@
 
 pub mod features;
 pub mod rt;
+
+#[cfg(feature = "frontend")]
+pub mod check;
+#[cfg(feature = "frontend")]
+pub mod isa;
