@@ -213,7 +213,7 @@ impl<F: Copy + 'static> Kernel<F> {
     }
 
     /// The kernel's metadata.
-    pub fn meta(&self) -> &'static KernelMeta {
+    pub const fn meta(&self) -> &'static KernelMeta {
         self.meta
     }
 
