@@ -1,0 +1,1063 @@
+//! One JavaScriptCore VM running one app: the prelude, the app's modules, the request queue,
+//! the native functions the prelude calls, timers and the CPU-time watchdog.
+//!
+//! # How a tick works
+//!
+//! [`Engine::push`] copies what JS may need from the request view (the view dies when
+//! `handle` returns) into a [`Pending`] entry and queues its id. [`Engine::tick`] then enters
+//! the VM exactly once: one call of the prelude's `tick(nowMs, batch)` with a flat array of
+//! `[id, method, target, flags, body]` quintuples. Handlers answer through the native
+//! `respond`, which turns the JS response into an [`OwnedResponse`] and queues it; the
+//! completions are handed to the runtime after the entry returned (microtasks drain when
+//! the outermost entry returns, so promise-based handlers of this tick settle in it too).
+//!
+//! Headers and the peer address are not converted per request: `req.headers` and `req.ip`
+//! call back into Rust the first time they are read.
+//!
+//! # Shared memory
+//!
+//! A `Float64Array` over [`State::shared`] lets JS and Rust exchange a few numbers without
+//! calls: `[0]` the id of the request whose handler runs now (`-1` a timer, `-2` the
+//! microtask phase), `[1]` the next timer deadline in ms since VM start (`Infinity` if none),
+//! `[2]` how many batch entries were dispatched, `[3]` the port given to `Marg.listen`.
+
+use crate::ffi::*;
+use crate::js::{self, JsString};
+use runtime::{OwnedResponse, RequestId};
+use std::cell::Cell;
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::os::raw::c_void;
+use std::path::{Path, PathBuf};
+use std::ptr;
+use std::time::{Duration, Instant};
+
+/// The JS prelude: router, `req`/`res`, timers, polyfills, `require`.
+const PRELUDE: &str = include_str!("prelude.js");
+
+/// Engine settings.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Put stacks of handler errors into 500 responses.
+    pub dev: bool,
+    /// CPU time one request's handler may run in one VM entry before it is stopped (503).
+    pub cpu_limit: Duration,
+    /// How long a request may stay unanswered before the bridge answers 504.
+    pub response_timeout: Duration,
+    /// Worker number, for log lines.
+    pub worker: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            dev: false,
+            cpu_limit: Duration::from_secs(5),
+            response_timeout: Duration::from_secs(30),
+            worker: 0,
+        }
+    }
+}
+
+/// Why an app could not be started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoadError {
+    /// The app file could not be read.
+    Read(String),
+    /// A syntax error, as `file:line:column: SyntaxError: message`.
+    Syntax(String),
+    /// The app threw while it was evaluated (message and stack).
+    Threw(String),
+    /// The bridge itself failed (prelude error).
+    Internal(String),
+}
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LoadError::Read(m) | LoadError::Syntax(m) | LoadError::Internal(m) => f.write_str(m),
+            LoadError::Threw(m) => write!(f, "the app threw while loading: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+/// A request waiting for its response.
+struct Pending {
+    rid: RequestId,
+    /// `name:value\n` per header field, Latin-1.
+    headers: Vec<u8>,
+    peer: SocketAddr,
+    /// Until dispatched: the target and body.
+    target: Vec<u8>,
+    body: Vec<u8>,
+    method: u8,
+    method_other: Vec<u8>,
+    flags: u32,
+}
+
+/// What native callbacks reach through the thread-local pointer.
+pub(crate) struct State {
+    shared: [f64; 4],
+    pending: HashMap<u64, Pending>,
+    queue: Vec<u64>,
+    done: Vec<(RequestId, OwnedResponse)>,
+    timeouts: VecDeque<(Instant, u64)>,
+    next_id: u64,
+    start: Instant,
+    opts: Options,
+    scratch16: Vec<u16>,
+    pool: Vec<Vec<u8>>,
+    group: JSContextGroupRef,
+    quantum: f64,
+    watch_last: f64,
+    watch_acc: f64,
+    /// The id running when the watchdog stopped the VM (0 none).
+    terminated: f64,
+    log_prefix: String,
+}
+
+thread_local! {
+    static CURRENT: Cell<*mut State> = const { Cell::new(ptr::null_mut()) };
+}
+
+/// Method codes shared with the prelude's method table.
+const METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"];
+
+/// Content-Type defaults chosen by code in the prelude's `respond` call.
+const CONTENT_TYPES: [&[u8]; 5] = [
+    b"",
+    b"text/html; charset=utf-8",
+    b"application/json; charset=utf-8",
+    b"application/octet-stream",
+    b"text/plain; charset=utf-8",
+];
+
+/// One VM (context group + global context) with an app loaded.
+pub struct Engine {
+    group: JSContextGroupRef,
+    ctx: JSGlobalContextRef,
+    /// The prelude's `tick` function (protected).
+    tick_fn: JSObjectRef,
+    /// Method name strings, created once per VM (protected).
+    methods: [JSValueRef; 7],
+    state: *mut State,
+}
+
+impl Engine {
+    /// Creates a VM, evaluates the prelude and the app at `app_path`.
+    pub fn new(app_path: &Path, opts: Options) -> Result<Engine, LoadError> {
+        let file = app_path.display().to_string();
+        let source = std::fs::read_to_string(app_path)
+            .map_err(|e| LoadError::Read(format!("cannot read {file}: {e}")))?;
+        let abs = std::fs::canonicalize(app_path).unwrap_or_else(|_| app_path.to_path_buf());
+        let quantum = (opts.cpu_limit.as_secs_f64() / 8.0).clamp(0.005, 0.25);
+        let log_prefix = format!("[js w{}]", opts.worker);
+        // SAFETY: plain constructors of the C API; checked for null below.
+        let (group, ctx) = unsafe {
+            let group = JSContextGroupCreate();
+            let ctx = JSGlobalContextCreateInGroup(group, ptr::null_mut());
+            (group, ctx)
+        };
+        let state = Box::into_raw(Box::new(State {
+            shared: [0.0, f64::INFINITY, 0.0, 0.0],
+            pending: HashMap::new(),
+            queue: Vec::new(),
+            done: Vec::new(),
+            timeouts: VecDeque::new(),
+            next_id: 1,
+            start: Instant::now(),
+            opts,
+            scratch16: Vec::new(),
+            pool: Vec::new(),
+            group,
+            quantum,
+            watch_last: f64::NAN,
+            watch_acc: 0.0,
+            terminated: 0.0,
+            log_prefix,
+        }));
+        let mut engine = Engine {
+            group,
+            ctx,
+            tick_fn: ptr::null_mut(),
+            methods: [ptr::null(); 7],
+            state,
+        };
+        if group.is_null() || ctx.is_null() {
+            return Err(LoadError::Internal("cannot create a JavaScriptCore VM".into()));
+        }
+        for (i, m) in METHODS.iter().enumerate() {
+            let v = js::make_string(ctx, m);
+            // SAFETY: ctx and v are live; unprotected in Drop.
+            unsafe { JSValueProtect(ctx, v) };
+            engine.methods[i] = v;
+        }
+        // SAFETY: group is live; the callback's context is the heap-allocated State, which
+        // outlives the group (freed after the group is released in Drop).
+        unsafe {
+            JSContextGroupSetExecutionTimeLimit(
+                group,
+                quantum,
+                Some(should_terminate),
+                state as *mut c_void,
+            )
+        };
+        engine.load(&source, &abs, &file)?;
+        Ok(engine)
+    }
+
+    fn load(&mut self, source: &str, abs: &Path, file: &str) -> Result<(), LoadError> {
+        let ctx = self.ctx;
+        let _enter = Enter::new(self.state);
+        // 1. The prelude evaluates to a function(native, shared) returning {tick, loadMain}.
+        let prelude = JsString::new(PRELUDE);
+        let url = JsString::new("marg:prelude.js");
+        let mut exc: JSValueRef = ptr::null();
+        // SAFETY: ctx and the strings are live.
+        let f = unsafe { JSEvaluateScript(ctx, prelude.0, ptr::null_mut(), url.0, 1, &mut exc) };
+        if f.is_null() || !js::is_object(ctx, f) {
+            return Err(LoadError::Internal(format!(
+                "prelude: {}",
+                js::describe_exception(ctx, exc)
+            )));
+        }
+        let native = self.make_native();
+        // SAFETY: state is live; the Float64Array views State::shared, which lives (boxed,
+        // never moved) until after the context is released; no deallocator is needed.
+        let shared = unsafe {
+            let p = ptr::addr_of_mut!((*self.state).shared) as *mut c_void;
+            JSObjectMakeTypedArrayWithBytesNoCopy(ctx, 8, p, 32, None, ptr::null_mut(), &mut exc)
+        };
+        if shared.is_null() {
+            return Err(LoadError::Internal("cannot create the shared array".into()));
+        }
+        let dev = {
+            // SAFETY: state is live and not otherwise borrowed here.
+            let dev = unsafe { (*self.state).opts.dev };
+            // SAFETY: ctx is live.
+            unsafe { JSValueMakeBoolean(ctx, dev) }
+        };
+        let args = [native as JSValueRef, shared as JSValueRef, dev];
+        // SAFETY: f is an object (checked); args are live values.
+        let api = unsafe {
+            JSObjectCallAsFunction(ctx, f as JSObjectRef, ptr::null_mut(), 3, args.as_ptr(), &mut exc)
+        };
+        if api.is_null() || !js::is_object(ctx, api) {
+            return Err(LoadError::Internal(format!(
+                "prelude: {}",
+                js::describe_exception(ctx, exc)
+            )));
+        }
+        let tick = js::get_prop(ctx, api as JSObjectRef, "tick");
+        let load_main = js::get_prop(ctx, api as JSObjectRef, "loadMain");
+        if !js::is_object(ctx, tick) || !js::is_object(ctx, load_main) {
+            return Err(LoadError::Internal("prelude: no tick/loadMain".into()));
+        }
+        // SAFETY: tick is a live object; unprotected in Drop.
+        unsafe { JSValueProtect(ctx, tick) };
+        self.tick_fn = tick as JSObjectRef;
+
+        // 2. The app: check the syntax first so that errors carry the file's own positions.
+        let src = JsString::new(source);
+        let url = JsString::new(&abs.display().to_string());
+        exc = ptr::null();
+        // SAFETY: ctx and the strings are live.
+        let ok = unsafe { JSCheckScriptSyntax(ctx, src.0, url.0, 1, &mut exc) };
+        if !ok {
+            // CommonJS allows a top-level `return`; accept what parses as a function body.
+            let wrapped = JsString::new(&format!("(function(){{{source}\n}})"));
+            let mut exc2: JSValueRef = ptr::null();
+            // SAFETY: as above.
+            let ok2 = unsafe { JSCheckScriptSyntax(ctx, wrapped.0, url.0, 1, &mut exc2) };
+            if !ok2 {
+                return Err(LoadError::Syntax(js::syntax_error_location(ctx, exc, file)));
+            }
+        }
+        let path = js::make_string(ctx, &abs.display().to_string());
+        exc = ptr::null();
+        // SAFETY: load_main is a live function object; path is live.
+        let r = unsafe {
+            JSObjectCallAsFunction(ctx, load_main as JSObjectRef, ptr::null_mut(), 1, &path, &mut exc)
+        };
+        if r.is_null() {
+            return Err(LoadError::Threw(js::describe_exception(ctx, exc)));
+        }
+        Ok(())
+    }
+
+    fn make_native(&self) -> JSObjectRef {
+        let ctx = self.ctx;
+        // SAFETY: ctx is live; a plain object with no class.
+        let obj = unsafe { JSObjectMake(ctx, ptr::null_mut(), ptr::null_mut()) };
+        type Cb = unsafe extern "C" fn(
+            JSContextRef,
+            JSObjectRef,
+            JSObjectRef,
+            usize,
+            *const JSValueRef,
+            *mut JSValueRef,
+        ) -> JSValueRef;
+        let fns: [(&str, Cb); 10] = [
+            ("respond", native_respond),
+            ("headers", native_headers),
+            ("ip", native_ip),
+            ("now", native_now),
+            ("log", native_log),
+            ("utf8Encode", native_utf8_encode),
+            ("utf8Decode", native_utf8_decode),
+            ("readFile", native_read_file),
+            ("resolve", native_resolve),
+            ("compile", native_compile),
+        ];
+        for (name, cb) in fns {
+            let n = JsString::new(name);
+            // SAFETY: ctx and n are live; cb is a valid callback for the process lifetime.
+            let f = unsafe { JSObjectMakeFunctionWithCallback(ctx, n.0, Some(cb)) };
+            js::set_prop(ctx, obj, name, f);
+        }
+        obj
+    }
+
+    /// The port the app passed to `Marg.listen`, if any.
+    pub fn listen_port(&self) -> Option<u16> {
+        let p = self.shared(3);
+        (p >= 1.0 && p <= 65535.0).then_some(p as u16)
+    }
+
+    fn shared(&self, i: usize) -> f64 {
+        // SAFETY: state is live; JS is not running (we are not inside an entry).
+        unsafe { ptr::read_volatile(ptr::addr_of!((*self.state).shared[i])) }
+    }
+
+    fn set_shared(&self, i: usize, v: f64) {
+        // SAFETY: as in `shared`.
+        unsafe { ptr::write_volatile(ptr::addr_of_mut!((*self.state).shared[i]), v) }
+    }
+
+    /// Queues a request for the next tick; copies what JS may read later.
+    pub fn push(&mut self, req: &runtime::Request<'_>) {
+        // SAFETY: state is live; no JS runs while this reference exists.
+        let st = unsafe { &mut *self.state };
+        let id = st.next_id;
+        st.next_id += 1;
+        let mut headers = st.pool.pop().unwrap_or_default();
+        for (n, v) in req.headers() {
+            headers.extend_from_slice(n);
+            headers.push(b':');
+            headers.extend_from_slice(v);
+            headers.push(b'\n');
+        }
+        let mut target = st.pool.pop().unwrap_or_default();
+        target.extend_from_slice(req.target());
+        let body = req.body().to_vec();
+        let m = req.method();
+        let method = METHODS
+            .iter()
+            .position(|x| x.as_bytes() == m)
+            .map_or(255, |i| i as u8);
+        let method_other = if method == 255 { m.to_vec() } else { Vec::new() };
+        let proto = match req.protocol() {
+            runtime::Protocol::Http11 => 0,
+            runtime::Protocol::H2 => 1,
+            runtime::Protocol::H3 => 2,
+        };
+        let flags = u32::from(req.secure()) | (proto << 1);
+        st.pending.insert(
+            id,
+            Pending {
+                rid: req.id(),
+                headers,
+                peer: req.peer(),
+                target,
+                body,
+                method,
+                method_other,
+                flags,
+            },
+        );
+        st.queue.push(id);
+        st.timeouts
+            .push_back((Instant::now() + st.opts.response_timeout, id));
+    }
+
+    /// The runtime gave up on `rid` (connection closed): forget it.
+    pub fn cancel(&mut self, rid: RequestId) {
+        // SAFETY: state is live; no JS runs now.
+        let st = unsafe { &mut *self.state };
+        st.pending.retain(|_, p| p.rid != rid);
+    }
+
+    /// Whether requests are waiting for an answer.
+    pub fn busy(&self) -> bool {
+        // SAFETY: state is live.
+        unsafe { !(*self.state).pending.is_empty() }
+    }
+
+    /// When the next timer or response deadline falls.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        // SAFETY: state is live.
+        let st = unsafe { &*self.state };
+        let mut best = st.timeouts.front().map(|t| t.0);
+        let t = self.shared(1);
+        if t.is_finite() {
+            let at = st.start + Duration::from_secs_f64((t / 1000.0).max(0.0));
+            best = Some(best.map_or(at, |b| b.min(at)));
+        }
+        best
+    }
+
+    /// Runs queued requests and due timers in one VM entry (or more, after the watchdog
+    /// stopped a runaway handler), then hands out completed responses.
+    pub fn tick(&mut self, complete: &mut dyn FnMut(RequestId, OwnedResponse)) {
+        let now = Instant::now();
+        // SAFETY: state is live.
+        let start = unsafe { (*self.state).start };
+        let now_ms = now.duration_since(start).as_secs_f64() * 1000.0;
+        let timer_due = self.shared(1) <= now_ms;
+        // SAFETY: state is live.
+        let queued = unsafe { !(*self.state).queue.is_empty() };
+        if queued || timer_due {
+            self.enter(now_ms);
+        }
+        self.expire(now);
+        // SAFETY: state is live; no JS runs now.
+        let st = unsafe { &mut *self.state };
+        for (rid, resp) in st.done.drain(..) {
+            complete(rid, resp);
+        }
+    }
+
+    fn enter(&mut self, now_ms: f64) {
+        let ctx = self.ctx;
+        let _enter = Enter::new(self.state);
+        // SAFETY: state is live; no JS runs now.
+        let mut ids = std::mem::take(unsafe { &mut (*self.state).queue });
+        let (args, n) = self.build_batch(&ids);
+        // SAFETY: args is a live array; protected while we may re-enter with it.
+        unsafe { JSValueProtect(ctx, args) };
+        self.set_shared(2, 0.0);
+        loop {
+            self.set_shared(0, -2.0);
+            // SAFETY: state is live; no JS runs now.
+            unsafe {
+                (*self.state).watch_last = f64::NAN;
+                (*self.state).watch_acc = 0.0;
+                (*self.state).terminated = 0.0;
+            }
+            // SAFETY: ctx is live.
+            let argv = [unsafe { JSValueMakeNumber(ctx, now_ms) }, args];
+            let mut exc: JSValueRef = ptr::null();
+            // SAFETY: tick_fn is protected and live; argv holds live values.
+            let r = unsafe {
+                JSObjectCallAsFunction(ctx, self.tick_fn, ptr::null_mut(), 2, argv.as_ptr(), &mut exc)
+            };
+            // SAFETY: state is live; the entry has returned.
+            let (stopped, limit) = unsafe { ((*self.state).terminated, (*self.state).opts.cpu_limit) };
+            if stopped != 0.0 {
+                self.log(
+                    3,
+                    &format!("a handler ran longer than the CPU time limit ({limit:?}) and was stopped"),
+                );
+                if stopped > 0.0 {
+                    self.finish_with(stopped as u64, 503, b"Service Unavailable");
+                }
+                // Requests of this batch not dispatched yet run in a fresh entry; the prelude
+                // resumes at shared[2].
+                if (self.shared(2) as usize) < n {
+                    continue;
+                }
+            } else if r.is_null() {
+                self.log(3, &format!("internal error in tick: {}", js::describe_exception(ctx, exc)));
+            }
+            break;
+        }
+        // SAFETY: protected above.
+        unsafe { JSValueUnprotect(ctx, args) };
+        ids.clear();
+        // SAFETY: state is live; no JS runs now.
+        let st = unsafe { &mut *self.state };
+        if st.queue.is_empty() {
+            st.queue = ids;
+        }
+    }
+
+    /// The flat `[id, method, target, flags, body]*` array for `ids`.
+    fn build_batch(&mut self, ids: &[u64]) -> (JSValueRef, usize) {
+        let ctx = self.ctx;
+        // SAFETY: state is live; no JS runs while building (only value constructors).
+        let st = unsafe { &mut *self.state };
+        let mut vals: Vec<JSValueRef> = Vec::with_capacity(ids.len() * 5);
+        for &id in ids {
+            let Some(p) = st.pending.get_mut(&id) else {
+                continue;
+            };
+            // SAFETY: ctx is live for all value constructors below.
+            unsafe {
+                vals.push(JSValueMakeNumber(ctx, id as f64));
+                vals.push(if (p.method as usize) < METHODS.len() {
+                    self.methods[p.method as usize]
+                } else {
+                    let s = JsString::from_latin1(&p.method_other, &mut st.scratch16);
+                    JSValueMakeString(ctx, s.0)
+                });
+                let t = JsString::from_latin1(&p.target, &mut st.scratch16);
+                vals.push(JSValueMakeString(ctx, t.0));
+                vals.push(JSValueMakeNumber(ctx, p.flags as f64));
+                vals.push(if p.body.is_empty() {
+                    JSValueMakeUndefined(ctx)
+                } else {
+                    make_array_buffer(ctx, std::mem::take(&mut p.body))
+                });
+            }
+            let mut t = std::mem::take(&mut p.target);
+            t.clear();
+            st.pool.push(t);
+        }
+        let mut exc: JSValueRef = ptr::null();
+        // SAFETY: vals are live values on this stack frame.
+        let arr = unsafe { JSObjectMakeArray(ctx, vals.len(), vals.as_ptr(), &mut exc) };
+        (arr as JSValueRef, vals.len())
+    }
+
+    /// Answers requests that waited longer than the response timeout with 504.
+    fn expire(&mut self, now: Instant) {
+        loop {
+            // SAFETY: state is live; no JS runs now.
+            let st = unsafe { &mut *self.state };
+            let Some(&(at, id)) = st.timeouts.front() else {
+                break;
+            };
+            if !st.pending.contains_key(&id) {
+                st.timeouts.pop_front();
+                continue;
+            }
+            if at > now {
+                break;
+            }
+            st.timeouts.pop_front();
+            self.log(2, &format!("request {id} got no response in time: 504"));
+            self.finish_with(id, 504, b"Gateway Timeout");
+        }
+    }
+
+    fn finish_with(&mut self, id: u64, status: u16, body: &[u8]) {
+        // SAFETY: state is live; no JS runs now.
+        let st = unsafe { &mut *self.state };
+        if let Some(p) = st.pending.remove(&id) {
+            let resp = OwnedResponse::new(status, body.to_vec())
+                .with_header(&b"Content-Type"[..], CONTENT_TYPES[4].to_vec());
+            st.done.push((p.rid, resp));
+            st.recycle(p);
+        }
+    }
+
+    fn log(&self, level: u8, msg: &str) {
+        // SAFETY: state is live.
+        let st = unsafe { &*self.state };
+        log_line(&st.log_prefix, level, msg);
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        // SAFETY: the context/group were created in `new` and are released exactly once;
+        // State is freed after the VM is gone so no callback can see a dangling pointer.
+        unsafe {
+            if !self.ctx.is_null() {
+                for v in self.methods {
+                    if !v.is_null() {
+                        JSValueUnprotect(self.ctx, v);
+                    }
+                }
+                if !self.tick_fn.is_null() {
+                    JSValueUnprotect(self.ctx, self.tick_fn);
+                }
+                JSContextGroupClearExecutionTimeLimit(self.group);
+                JSGlobalContextRelease(self.ctx);
+            }
+            if !self.group.is_null() {
+                JSContextGroupRelease(self.group);
+            }
+            drop(Box::from_raw(self.state));
+        }
+    }
+}
+
+impl State {
+    fn recycle(&mut self, mut p: Pending) {
+        if self.pool.len() < 256 {
+            p.headers.clear();
+            self.pool.push(p.headers);
+            if p.target.capacity() > 0 {
+                p.target.clear();
+                self.pool.push(p.target);
+            }
+        }
+    }
+}
+
+/// Makes `State` reachable from native callbacks for the duration of an entry.
+struct Enter {
+    prev: *mut State,
+}
+
+impl Enter {
+    fn new(state: *mut State) -> Enter {
+        Enter {
+            prev: CURRENT.with(|c| c.replace(state)),
+        }
+    }
+}
+
+impl Drop for Enter {
+    fn drop(&mut self) {
+        CURRENT.with(|c| c.set(self.prev));
+    }
+}
+
+fn log_line(prefix: &str, level: u8, msg: &str) {
+    let tag = match level {
+        2 => " warn:",
+        3 => " error:",
+        _ => "",
+    };
+    eprintln!("{prefix}{tag} {msg}");
+}
+
+unsafe extern "C" fn free_boxed_bytes(bytes: *mut c_void, len: *mut c_void) {
+    // SAFETY: `bytes`/`len` are the pointer and length of a Box<[u8]> leaked by
+    // `make_array_buffer`; JSC calls this exactly once.
+    drop(unsafe { Box::from_raw(std::slice::from_raw_parts_mut(bytes as *mut u8, len as usize)) });
+}
+
+/// An `ArrayBuffer` that owns `bytes` (no copy).
+fn make_array_buffer(ctx: JSContextRef, bytes: Vec<u8>) -> JSValueRef {
+    let boxed = bytes.into_boxed_slice();
+    let len = boxed.len();
+    let p = Box::into_raw(boxed) as *mut u8;
+    let mut exc: JSValueRef = ptr::null();
+    // SAFETY: p/len describe a leaked Box<[u8]> that the deallocator frees.
+    let ab = unsafe {
+        JSObjectMakeArrayBufferWithBytesNoCopy(
+            ctx,
+            p as *mut c_void,
+            len,
+            Some(free_boxed_bytes),
+            len as *mut c_void,
+            &mut exc,
+        )
+    };
+    if ab.is_null() {
+        // SAFETY: JSC did not take ownership; free it ourselves.
+        unsafe { free_boxed_bytes(p as *mut c_void, len as *mut c_void) };
+        // SAFETY: ctx is live.
+        return unsafe { JSValueMakeUndefined(ctx) };
+    }
+    ab
+}
+
+/// The watchdog: called by JSC after `quantum` seconds of CPU time in one VM entry.
+/// Charges the time to the request that runs now and stops the entry when that request used
+/// up its limit; otherwise re-arms (JSC does not re-arm by itself).
+unsafe extern "C" fn should_terminate(_ctx: JSContextRef, context: *mut c_void) -> bool {
+    let st = context as *mut State;
+    let r = std::panic::catch_unwind(|| {
+        // SAFETY: context is the State registered with the limit; it outlives the group.
+        // We are on the VM's thread inside an entry; Rust code holds no reference to State
+        // across the entry.
+        let st = unsafe { &mut *st };
+        let cur = st.shared[0];
+        if cur == st.watch_last {
+            st.watch_acc += st.quantum;
+        } else {
+            st.watch_last = cur;
+            st.watch_acc = st.quantum;
+        }
+        if st.watch_acc + 1e-9 >= st.opts.cpu_limit.as_secs_f64() {
+            st.terminated = if cur == 0.0 { -3.0 } else { cur };
+            return true;
+        }
+        // SAFETY: re-arming the limit from the callback is what JSC's own tests do.
+        unsafe {
+            JSContextGroupSetExecutionTimeLimit(st.group, st.quantum, Some(should_terminate), context)
+        };
+        false
+    });
+    r.unwrap_or(true)
+}
+
+/// Runs `f` with the current State and the call's arguments, turning panics and `Err`s into
+/// JS exceptions.
+fn native<F>(
+    ctx: JSContextRef,
+    argc: usize,
+    argv: *const JSValueRef,
+    exception: *mut JSValueRef,
+    f: F,
+) -> JSValueRef
+where
+    F: FnOnce(&mut State, &[JSValueRef]) -> Result<JSValueRef, String>,
+{
+    let st = CURRENT.with(|c| c.get());
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        if st.is_null() {
+            return Err("marg native called outside of a VM entry".to_string());
+        }
+        let args: &[JSValueRef] = if argc == 0 || argv.is_null() {
+            &[]
+        } else {
+            // SAFETY: JSC passes argc live values.
+            unsafe { std::slice::from_raw_parts(argv, argc) }
+        };
+        // SAFETY: st points to the live State of the VM running this callback; no other
+        // reference to it is live during the entry.
+        f(unsafe { &mut *st }, args)
+    }));
+    let msg = match r {
+        Ok(Ok(v)) => return v,
+        Ok(Err(m)) => m,
+        Err(_) => "internal error in a marg native function".to_string(),
+    };
+    if !exception.is_null() {
+        // SAFETY: exception is JSC's out-parameter.
+        unsafe { *exception = js::make_error(ctx, &msg) };
+    }
+    // SAFETY: ctx is live.
+    unsafe { JSValueMakeUndefined(ctx) }
+}
+
+fn arg(args: &[JSValueRef], i: usize) -> JSValueRef {
+    args.get(i).copied().unwrap_or(ptr::null())
+}
+
+fn num(ctx: JSContextRef, v: JSValueRef) -> f64 {
+    if v.is_null() {
+        return f64::NAN;
+    }
+    let mut exc: JSValueRef = ptr::null();
+    // SAFETY: ctx and v are live.
+    unsafe { JSValueToNumber(ctx, v, &mut exc) }
+}
+
+fn string_arg(ctx: JSContextRef, v: JSValueRef) -> Result<String, String> {
+    if v.is_null() {
+        return Err("missing argument".into());
+    }
+    js::to_rust_string(ctx, v).ok_or_else(|| "argument is not a string".into())
+}
+
+/// Bytes of an `ArrayBuffer` or typed array / DataView, or `None`.
+fn bytes_of<'a>(ctx: JSContextRef, v: JSValueRef) -> Option<&'a [u8]> {
+    if !js::is_object(ctx, v) {
+        return None;
+    }
+    let mut exc: JSValueRef = ptr::null();
+    // SAFETY: ctx and v are live; the pointers JSC returns stay valid until the next GC,
+    // and callers copy the bytes before running any JS.
+    unsafe {
+        let t = JSValueGetTypedArrayType(ctx, v, &mut exc);
+        let o = v as JSObjectRef;
+        if t == K_JS_TYPED_ARRAY_TYPE_ARRAY_BUFFER {
+            let p = JSObjectGetArrayBufferBytesPtr(ctx, o, &mut exc) as *const u8;
+            let n = JSObjectGetArrayBufferByteLength(ctx, o, &mut exc);
+            return Some(if p.is_null() || n == 0 { &[] } else { std::slice::from_raw_parts(p, n) });
+        }
+        if t != K_JS_TYPED_ARRAY_TYPE_NONE {
+            // JSObjectGetTypedArrayBytesPtr already adds the byte offset.
+            let p = JSObjectGetTypedArrayBytesPtr(ctx, o, &mut exc) as *const u8;
+            let n = JSObjectGetTypedArrayByteLength(ctx, o, &mut exc);
+            return Some(if p.is_null() || n == 0 { &[] } else { std::slice::from_raw_parts(p, n) });
+        }
+    }
+    None
+}
+
+/// `respond(id, status, ctypeCode, headers|undefined, body)`.
+unsafe extern "C" fn native_respond(
+    ctx: JSContextRef,
+    _f: JSObjectRef,
+    _this: JSObjectRef,
+    argc: usize,
+    argv: *const JSValueRef,
+    exception: *mut JSValueRef,
+) -> JSValueRef {
+    native(ctx, argc, argv, exception, |st, a| {
+        let id = num(ctx, arg(a, 0));
+        // SAFETY: ctx is live.
+        let undefined = unsafe { JSValueMakeUndefined(ctx) };
+        let Some(p) = st.pending.remove(&(id as u64)) else {
+            // SAFETY: ctx is live.
+            return Ok(unsafe { JSValueMakeBoolean(ctx, false) });
+        };
+        let status = num(ctx, arg(a, 1));
+        let status = if (100.0..1000.0).contains(&status) { status as u16 } else { 500 };
+        let ctype = num(ctx, arg(a, 2));
+        let mut headers: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        if (1.0..5.0).contains(&ctype) {
+            headers.push((b"Content-Type".to_vec(), CONTENT_TYPES[ctype as usize].to_vec()));
+        }
+        let h = arg(a, 3);
+        // SAFETY: ctx and h are live.
+        if !h.is_null() && unsafe { JSValueIsString(ctx, h) } {
+            let mut raw = Vec::new();
+            let mut exc: JSValueRef = ptr::null();
+            // SAFETY: ctx and h are live; the copy is released by JsString.
+            let s = JsString(unsafe { JSValueToStringCopy(ctx, h, &mut exc) });
+            js::append_utf8(s.0, &mut raw);
+            for line in raw.split(|&b| b == b'\n') {
+                if let Some(c) = line.iter().position(|&b| b == b':') {
+                    headers.push((line[..c].to_vec(), line[c + 1..].to_vec()));
+                }
+            }
+        }
+        let mut body = Vec::new();
+        let b = arg(a, 4);
+        // SAFETY: ctx and b are live.
+        if !b.is_null() && unsafe { JSValueIsString(ctx, b) } {
+            let mut exc: JSValueRef = ptr::null();
+            // SAFETY: as above.
+            let s = JsString(unsafe { JSValueToStringCopy(ctx, b, &mut exc) });
+            js::append_utf8(s.0, &mut body);
+        } else if let Some(bytes) = bytes_of(ctx, b) {
+            body.extend_from_slice(bytes);
+        }
+        st.done.push((
+            p.rid,
+            OwnedResponse {
+                status,
+                headers,
+                body,
+            },
+        ));
+        st.recycle(p);
+        let _ = undefined;
+        // SAFETY: ctx is live.
+        Ok(unsafe { JSValueMakeBoolean(ctx, true) })
+    })
+}
+
+/// `headers(id)`: `name:value\n` lines, or undefined when the request is gone.
+unsafe extern "C" fn native_headers(
+    ctx: JSContextRef,
+    _f: JSObjectRef,
+    _this: JSObjectRef,
+    argc: usize,
+    argv: *const JSValueRef,
+    exception: *mut JSValueRef,
+) -> JSValueRef {
+    native(ctx, argc, argv, exception, |st, a| {
+        let id = num(ctx, arg(a, 0)) as u64;
+        match st.pending.get(&id) {
+            Some(p) => {
+                let s = JsString::from_latin1(&p.headers, &mut st.scratch16);
+                // SAFETY: ctx and s are live.
+                Ok(unsafe { JSValueMakeString(ctx, s.0) })
+            }
+            // SAFETY: ctx is live.
+            None => Ok(unsafe { JSValueMakeUndefined(ctx) }),
+        }
+    })
+}
+
+/// `ip(id)`: the peer address without port.
+unsafe extern "C" fn native_ip(
+    ctx: JSContextRef,
+    _f: JSObjectRef,
+    _this: JSObjectRef,
+    argc: usize,
+    argv: *const JSValueRef,
+    exception: *mut JSValueRef,
+) -> JSValueRef {
+    native(ctx, argc, argv, exception, |st, a| {
+        let id = num(ctx, arg(a, 0)) as u64;
+        match st.pending.get(&id) {
+            Some(p) => Ok(js::make_string(ctx, &p.peer.ip().to_string())),
+            // SAFETY: ctx is live.
+            None => Ok(unsafe { JSValueMakeUndefined(ctx) }),
+        }
+    })
+}
+
+/// `now()`: milliseconds since the VM started (monotonic), for timers and `performance.now`.
+unsafe extern "C" fn native_now(
+    ctx: JSContextRef,
+    _f: JSObjectRef,
+    _this: JSObjectRef,
+    argc: usize,
+    argv: *const JSValueRef,
+    exception: *mut JSValueRef,
+) -> JSValueRef {
+    native(ctx, argc, argv, exception, |st, _| {
+        let ms = st.start.elapsed().as_secs_f64() * 1000.0;
+        // SAFETY: ctx is live.
+        Ok(unsafe { JSValueMakeNumber(ctx, ms) })
+    })
+}
+
+/// `log(level, text)`: one line to the server log (stderr).
+unsafe extern "C" fn native_log(
+    ctx: JSContextRef,
+    _f: JSObjectRef,
+    _this: JSObjectRef,
+    argc: usize,
+    argv: *const JSValueRef,
+    exception: *mut JSValueRef,
+) -> JSValueRef {
+    native(ctx, argc, argv, exception, |st, a| {
+        let level = num(ctx, arg(a, 0));
+        let text = string_arg(ctx, arg(a, 1))?;
+        log_line(&st.log_prefix, level as u8, &text);
+        // SAFETY: ctx is live.
+        Ok(unsafe { JSValueMakeUndefined(ctx) })
+    })
+}
+
+/// `utf8Encode(string)`: a `Uint8Array` with the UTF-8 bytes.
+unsafe extern "C" fn native_utf8_encode(
+    ctx: JSContextRef,
+    _f: JSObjectRef,
+    _this: JSObjectRef,
+    argc: usize,
+    argv: *const JSValueRef,
+    exception: *mut JSValueRef,
+) -> JSValueRef {
+    native(ctx, argc, argv, exception, |_, a| {
+        let v = arg(a, 0);
+        let mut out = Vec::new();
+        if !v.is_null() {
+            let mut exc: JSValueRef = ptr::null();
+            // SAFETY: ctx and v are live; the copy is released by JsString.
+            let s = JsString(unsafe { JSValueToStringCopy(ctx, v, &mut exc) });
+            if s.0.is_null() {
+                return Err("cannot convert to string".into());
+            }
+            js::append_utf8(s.0, &mut out);
+        }
+        let boxed = out.into_boxed_slice();
+        let len = boxed.len();
+        let p = Box::into_raw(boxed) as *mut u8;
+        let mut exc: JSValueRef = ptr::null();
+        // SAFETY: p/len is a leaked Box<[u8]> freed by the deallocator.
+        let arr = unsafe {
+            JSObjectMakeTypedArrayWithBytesNoCopy(
+                ctx,
+                K_JS_TYPED_ARRAY_TYPE_UINT8_ARRAY,
+                p as *mut c_void,
+                len,
+                Some(free_boxed_bytes),
+                len as *mut c_void,
+                &mut exc,
+            )
+        };
+        if arr.is_null() {
+            // SAFETY: JSC did not take the bytes.
+            unsafe { free_boxed_bytes(p as *mut c_void, len as *mut c_void) };
+            return Err("cannot allocate a Uint8Array".into());
+        }
+        Ok(arr as JSValueRef)
+    })
+}
+
+/// `utf8Decode(bufferOrView, fatal)`: a string.
+unsafe extern "C" fn native_utf8_decode(
+    ctx: JSContextRef,
+    _f: JSObjectRef,
+    _this: JSObjectRef,
+    argc: usize,
+    argv: *const JSValueRef,
+    exception: *mut JSValueRef,
+) -> JSValueRef {
+    native(ctx, argc, argv, exception, |_, a| {
+        let bytes = bytes_of(ctx, arg(a, 0)).unwrap_or(&[]);
+        // SAFETY: ctx is live; a missing argument is null and reads as false.
+        let fatal = !arg(a, 1).is_null() && unsafe { JSValueToBoolean(ctx, arg(a, 1)) };
+        let bytes = bytes.strip_prefix(&[0xEF, 0xBB, 0xBF][..]).unwrap_or(bytes);
+        let text = match std::str::from_utf8(bytes) {
+            Ok(s) => std::borrow::Cow::Borrowed(s),
+            Err(_) if fatal => return Err("TypeError: The encoded data was not valid UTF-8".into()),
+            Err(_) => String::from_utf8_lossy(bytes),
+        };
+        Ok(js::make_string(ctx, &text))
+    })
+}
+
+/// `readFile(path)`: the file as UTF-8 text.
+unsafe extern "C" fn native_read_file(
+    ctx: JSContextRef,
+    _f: JSObjectRef,
+    _this: JSObjectRef,
+    argc: usize,
+    argv: *const JSValueRef,
+    exception: *mut JSValueRef,
+) -> JSValueRef {
+    native(ctx, argc, argv, exception, |_, a| {
+        let path = string_arg(ctx, arg(a, 0))?;
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
+        Ok(js::make_string(ctx, &text))
+    })
+}
+
+/// `resolve(dir, spec)`: the absolute path of a local module (`.js`, `.json`, `/index.js`
+/// tried in that order), or an error naming what was tried.
+unsafe extern "C" fn native_resolve(
+    ctx: JSContextRef,
+    _f: JSObjectRef,
+    _this: JSObjectRef,
+    argc: usize,
+    argv: *const JSValueRef,
+    exception: *mut JSValueRef,
+) -> JSValueRef {
+    native(ctx, argc, argv, exception, |_, a| {
+        let dir = PathBuf::from(string_arg(ctx, arg(a, 0))?);
+        let spec = string_arg(ctx, arg(a, 1))?;
+        let base = dir.join(&spec);
+        let candidates = [
+            base.clone(),
+            PathBuf::from(format!("{}.js", base.display())),
+            PathBuf::from(format!("{}.json", base.display())),
+            base.join("index.js"),
+        ];
+        for c in &candidates {
+            if c.is_file() {
+                let abs = std::fs::canonicalize(c).unwrap_or_else(|_| c.clone());
+                return Ok(js::make_string(ctx, &abs.display().to_string()));
+            }
+        }
+        Err(format!(
+            "Cannot find module '{spec}' from {} (tried {})",
+            dir.display(),
+            candidates.iter().map(|c| c.display().to_string()).collect::<Vec<_>>().join(", ")
+        ))
+    })
+}
+
+/// `compile(source, filename)`: the CommonJS wrapper function of a module, or a SyntaxError
+/// naming `file:line:column`.
+unsafe extern "C" fn native_compile(
+    ctx: JSContextRef,
+    _f: JSObjectRef,
+    _this: JSObjectRef,
+    argc: usize,
+    argv: *const JSValueRef,
+    exception: *mut JSValueRef,
+) -> JSValueRef {
+    native(ctx, argc, argv, exception, |_, a| {
+        let source = string_arg(ctx, arg(a, 0))?;
+        let file = string_arg(ctx, arg(a, 1))?;
+        // Same line numbering as the file: the wrapper opens on the first line.
+        let wrapped = format!(
+            "(function (exports, require, module, __filename, __dirname) {{{source}\n}})"
+        );
+        let src = JsString::new(&wrapped);
+        let url = JsString::new(&file);
+        let mut exc: JSValueRef = ptr::null();
+        // SAFETY: ctx and strings are live.
+        let f = unsafe { JSEvaluateScript(ctx, src.0, ptr::null_mut(), url.0, 1, &mut exc) };
+        if f.is_null() {
+            return Err(js::syntax_error_location(ctx, exc, &file));
+        }
+        Ok(f)
+    })
+}
