@@ -15,3 +15,7 @@ pub mod rt;
 pub mod check;
 #[cfg(feature = "frontend")]
 pub mod isa;
+#[cfg(feature = "frontend")]
+pub mod compile;
+#[cfg(feature = "frontend")]
+pub mod dsl;
