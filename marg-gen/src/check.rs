@@ -571,18 +571,18 @@ fn rule_stack(instrs: &[Instruction], succ: &[Vec<usize>], out: &mut Vec<Violati
                 let mut bad = Vec::new();
                 if st.rsp != Pos::Entry(0) {
                     bad.push(match st.rsp {
-                        Pos::Entry(o) => format!("rsp is off by {o} bytes"),
-                        _ => "rsp is not restored (aligned frame still active)".to_string(),
+                        Pos::Entry(o) => format!("rsp off by {o} bytes"),
+                        _ => "rsp not restored (aligned frame still active)".to_string(),
                     });
                 }
                 for (c, ok) in st.intact.iter().enumerate() {
                     if !ok {
-                        bad.push(format!("{} is not restored", crate::isa::register_name(CALLEE_SAVED[c])));
+                        bad.push(format!("{} not restored", crate::isa::register_name(CALLEE_SAVED[c])));
                     }
                 }
                 if !bad.is_empty() && !reported[k] {
                     reported[k] = true;
-                    out.push(violation(ins, Rule::CalleeSaved, format!("at `ret`: {}", bad.join(", "))));
+                    out.push(violation(ins, Rule::CalleeSaved, format!("returns with {}", bad.join(", "))));
                 }
                 continue;
             }

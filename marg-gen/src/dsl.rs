@@ -368,7 +368,7 @@ fn parse_kernel(
     let signature = {
         use quote::ToTokens;
         let s = sig.to_token_stream().to_string();
-        s.replace(" (", "(").replace(" ,", ",").replace("* const", "*const").replace("* mut", "*mut").replace("( ", "(").replace(" )", ")")
+        s.replace(" (", "(").replace(" ,", ",").replace(" :", ":").replace("* const", "*const").replace("* mut", "*mut").replace("( ", "(").replace(" )", ")")
     };
     let mut toks: Vec<TokenTree> = body.into_iter().collect();
     let mut variants = Vec::new();
