@@ -94,7 +94,14 @@ impl<'a> Input<'a> {
     /// Checks `bytes[..code_len]` against `features` with no expectations
     /// about the instruction stream.
     pub fn new(bytes: &'a [u8], code_len: usize, features: FeatureSet) -> Input<'a> {
-        Input { bytes, code_len, features, secret: false, expected: None, boundaries: None }
+        Input {
+            bytes,
+            code_len,
+            features,
+            secret: false,
+            expected: None,
+            boundaries: None,
+        }
     }
 }
 
@@ -154,17 +161,30 @@ pub fn check(input: &Input<'_>) -> Vec<Violation> {
 }
 
 fn violation(ins: &Instruction, rule: Rule, message: String) -> Violation {
-    Violation { offset: ins.ip() as u32, rule, message }
+    Violation {
+        offset: ins.ip() as u32,
+        rule,
+        message,
+    }
 }
 
 fn rule_decode(input: &Input<'_>, instrs: &[Instruction], out: &mut Vec<Violation>) {
     if let Some(bounds) = input.boundaries {
-        let mut want: Vec<u32> = bounds.iter().copied().filter(|&b| (b as usize) < input.code_len).collect();
+        let mut want: Vec<u32> = bounds
+            .iter()
+            .copied()
+            .filter(|&b| (b as usize) < input.code_len)
+            .collect();
         want.sort_unstable();
         want.dedup();
         let have: Vec<u32> = instrs.iter().map(|i| i.ip() as u32).collect();
         if want != have {
-            let at = want.iter().zip(&have).find(|(a, b)| a != b).map(|(a, _)| *a).unwrap_or(0);
+            let at = want
+                .iter()
+                .zip(&have)
+                .find(|(a, b)| a != b)
+                .map(|(a, _)| *a)
+                .unwrap_or(0);
             out.push(Violation {
                 offset: at,
                 rule: Rule::Decode,
@@ -193,7 +213,11 @@ fn rule_decode(input: &Input<'_>, instrs: &[Instruction], out: &mut Vec<Violatio
             out.push(violation(
                 d,
                 Rule::Decode,
-                format!("encoded `{}` but the bytes decode to `{}`", format(e), format(d)),
+                format!(
+                    "encoded `{}` but the bytes decode to `{}`",
+                    format(e),
+                    format(d)
+                ),
             ));
         }
     }
@@ -230,7 +254,10 @@ fn same_instruction(e: &Instruction, d: &Instruction) -> bool {
                 }
             }
             OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64 => {
-                if !matches!(kd, OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64) {
+                if !matches!(
+                    kd,
+                    OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64
+                ) {
                     return false;
                 }
             }
@@ -273,11 +300,17 @@ fn rule_forbidden(ins: &Instruction, secret: bool, out: &mut Vec<Violation>) {
             | Mnemonic::Retf
     ) {
         Some("kernels may not trap, enter the OS or return far")
-    } else if matches!(ins.flow_control(), FlowControl::Call | FlowControl::IndirectCall) {
+    } else if matches!(
+        ins.flow_control(),
+        FlowControl::Call | FlowControl::IndirectCall
+    ) {
         Some("kernels are leaf functions: no calls")
     } else if ins.flow_control() == FlowControl::IndirectBranch {
         Some("indirect or far jumps are not allowed")
-    } else if matches!(ins.flow_control(), FlowControl::Interrupt | FlowControl::XbeginXabortXend) {
+    } else if matches!(
+        ins.flow_control(),
+        FlowControl::Interrupt | FlowControl::XbeginXabortXend
+    ) {
         Some("interrupts and transactions are not allowed")
     } else if ins.flow_control() == FlowControl::Return && ins.op_count() != 0 {
         Some("`ret imm` would unbalance the stack")
@@ -287,7 +320,11 @@ fn rule_forbidden(ins: &Instruction, secret: bool, out: &mut Vec<Violation>) {
         None
     };
     if let Some(why) = why {
-        out.push(violation(ins, Rule::Forbidden, format!("`{}`: {why}", format(ins))));
+        out.push(violation(
+            ins,
+            Rule::Forbidden,
+            format!("`{}`: {why}", format(ins)),
+        ));
     }
 }
 
@@ -309,7 +346,10 @@ fn rule_memory(ins: &Instruction, blob_len: u64, out: &mut Vec<Violation>) {
             out.push(violation(
                 ins,
                 Rule::ControlFlow,
-                format!("`{}`: RIP-relative address {a:#x} is outside the kernel", format(ins)),
+                format!(
+                    "`{}`: RIP-relative address {a:#x} is outside the kernel",
+                    format(ins)
+                ),
             ));
         }
     } else if ins.memory_base() == Register::None
@@ -320,14 +360,21 @@ fn rule_memory(ins: &Instruction, blob_len: u64, out: &mut Vec<Violation>) {
         out.push(violation(
             ins,
             Rule::ControlFlow,
-            format!("`{}`: absolute address is not position independent", format(ins)),
+            format!(
+                "`{}`: absolute address is not position independent",
+                format(ins)
+            ),
         ));
     }
 }
 
 /// Checks branch targets and fall-through; returns each instruction's
 /// successors (indices; `usize::MAX` marks a return).
-fn rule_control_flow(instrs: &[Instruction], code_len: u64, out: &mut Vec<Violation>) -> Vec<Vec<usize>> {
+fn rule_control_flow(
+    instrs: &[Instruction],
+    code_len: u64,
+    out: &mut Vec<Violation>,
+) -> Vec<Vec<usize>> {
     let index_of = |ip: u64| instrs.binary_search_by_key(&ip, |i| i.ip()).ok();
     let mut succ = Vec::with_capacity(instrs.len());
     for (k, ins) in instrs.iter().enumerate() {
@@ -350,13 +397,20 @@ fn rule_control_flow(instrs: &[Instruction], code_len: u64, out: &mut Vec<Violat
                 out.push(violation(
                     ins,
                     Rule::ControlFlow,
-                    format!("execution falls through past the last instruction `{}`", format(ins)),
+                    format!(
+                        "execution falls through past the last instruction `{}`",
+                        format(ins)
+                    ),
                 ));
             }
         }
-        if matches!(fc, FlowControl::ConditionalBranch | FlowControl::UnconditionalBranch)
-            && matches!(ins.op0_kind(), OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64)
-        {
+        if matches!(
+            fc,
+            FlowControl::ConditionalBranch | FlowControl::UnconditionalBranch
+        ) && matches!(
+            ins.op0_kind(),
+            OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64
+        ) {
             let t = ins.near_branch_target();
             match index_of(t) {
                 Some(j) if t < code_len => s.push(j),
@@ -403,8 +457,14 @@ impl Pos {
     }
 }
 
-const CALLEE_SAVED: [Register; 6] =
-    [Register::RBX, Register::RBP, Register::R12, Register::R13, Register::R14, Register::R15];
+const CALLEE_SAVED: [Register; 6] = [
+    Register::RBX,
+    Register::RBP,
+    Register::R12,
+    Register::R13,
+    Register::R14,
+    Register::R15,
+];
 
 fn callee_index(r: Register) -> Option<usize> {
     let f = r.full_register();
@@ -422,15 +482,36 @@ struct StackState {
     slots: Vec<(Pos, usize)>,
 }
 
-fn stack_step(ins: &Instruction, k: usize, st: &mut StackState, info: &mut InstructionInfoFactory) -> Result<(), String> {
+fn stack_step(
+    ins: &Instruction,
+    k: usize,
+    st: &mut StackState,
+    info: &mut InstructionInfoFactory,
+) -> Result<(), String> {
     let m = ins.mnemonic();
-    let reg0 = if ins.op_count() > 0 && ins.op0_kind() == OpKind::Register { ins.op0_register() } else { Register::None };
+    let reg0 = if ins.op_count() > 0 && ins.op0_kind() == OpKind::Register {
+        ins.op0_register()
+    } else {
+        Register::None
+    };
     let rsp0 = reg0 == Register::RSP;
-    let imm1 = if ins.op_count() > 1 { ins.try_immediate(1).ok().map(|v| v as i64) } else { None };
-    let reg1 = if ins.op_count() > 1 && ins.op1_kind() == OpKind::Register { ins.op1_register() } else { Register::None };
+    let imm1 = if ins.op_count() > 1 {
+        ins.try_immediate(1).ok().map(|v| v as i64)
+    } else {
+        None
+    };
+    let reg1 = if ins.op_count() > 1 && ins.op1_kind() == OpKind::Register {
+        ins.op1_register()
+    } else {
+        Register::None
+    };
     match m {
         Mnemonic::Push => {
-            let size = if reg0 != Register::None { reg0.size() as i64 } else { 8 };
+            let size = if reg0 != Register::None {
+                reg0.size() as i64
+            } else {
+                8
+            };
             st.rsp = st.rsp.add(-size);
             let rsp = st.rsp;
             st.slots.retain(|(p, _)| *p != rsp);
@@ -454,22 +535,33 @@ fn stack_step(ins: &Instruction, k: usize, st: &mut StackState, info: &mut Instr
                     st.frame = None;
                 }
             }
-            let size = if reg0 != Register::None { reg0.size() as i64 } else { 8 };
+            let size = if reg0 != Register::None {
+                reg0.size() as i64
+            } else {
+                8
+            };
             st.rsp = st.rsp.add(size);
             return Ok(());
         }
         Mnemonic::Sub | Mnemonic::Add if rsp0 => {
             let Some(v) = imm1 else {
-                return Err(format!("`{}`: rsp may change only by constants", format(ins)));
+                return Err(format!(
+                    "`{}`: rsp may change only by constants",
+                    format(ins)
+                ));
             };
             st.rsp = st.rsp.add(if m == Mnemonic::Sub { -v } else { v });
             let rsp = st.rsp;
-            st.slots.retain(|(p, _)| p.same_base_diff(rsp).is_none_or(|d| d >= 0));
+            st.slots
+                .retain(|(p, _)| p.same_base_diff(rsp).is_none_or(|d| d >= 0));
             return Ok(());
         }
         Mnemonic::And if rsp0 => {
             if imm1.is_none_or(|v| v >= 0) {
-                return Err(format!("`{}`: rsp may only be aligned down (and rsp, -N)", format(ins)));
+                return Err(format!(
+                    "`{}`: rsp may only be aligned down (and rsp, -N)",
+                    format(ins)
+                ));
             }
             st.rsp = Pos::Aligned(k, 0);
             return Ok(());
@@ -485,7 +577,8 @@ fn stack_step(ins: &Instruction, k: usize, st: &mut StackState, info: &mut Instr
             };
             st.rsp = f;
             let rsp = st.rsp;
-            st.slots.retain(|(p, _)| p.same_base_diff(rsp).is_none_or(|d| d >= 0));
+            st.slots
+                .retain(|(p, _)| p.same_base_diff(rsp).is_none_or(|d| d >= 0));
             return Ok(());
         }
         Mnemonic::Lea if rsp0 && ins.memory_index() == Register::None => {
@@ -521,7 +614,10 @@ fn stack_step(ins: &Instruction, k: usize, st: &mut StackState, info: &mut Instr
         }
     }
     for mem in info.used_memory() {
-        if !matches!(mem.access(), OpAccess::Write | OpAccess::CondWrite | OpAccess::ReadWrite | OpAccess::ReadCondWrite) {
+        if !matches!(
+            mem.access(),
+            OpAccess::Write | OpAccess::CondWrite | OpAccess::ReadWrite | OpAccess::ReadCondWrite
+        ) {
             continue;
         }
         let base = match mem.base() {
@@ -554,10 +650,17 @@ fn rule_stack(instrs: &[Instruction], succ: &[Vec<usize>], out: &mut Vec<Violati
     let mut info = InstructionInfoFactory::new();
     let mut states: Vec<Option<StackState>> = vec![None; instrs.len()];
     let mut reported = vec![false; instrs.len()];
-    states[0] = Some(StackState { rsp: Pos::Entry(0), frame: None, intact: [true; 6], slots: Vec::new() });
+    states[0] = Some(StackState {
+        rsp: Pos::Entry(0),
+        frame: None,
+        intact: [true; 6],
+        slots: Vec::new(),
+    });
     let mut work = vec![0usize];
     while let Some(k) = work.pop() {
-        let Some(mut st) = states[k].clone() else { continue };
+        let Some(mut st) = states[k].clone() else {
+            continue;
+        };
         let ins = &instrs[k];
         if let Err(e) = stack_step(ins, k, &mut st, &mut info) {
             if !reported[k] {
@@ -577,12 +680,19 @@ fn rule_stack(instrs: &[Instruction], succ: &[Vec<usize>], out: &mut Vec<Violati
                 }
                 for (c, ok) in st.intact.iter().enumerate() {
                     if !ok {
-                        bad.push(format!("{} not restored", crate::isa::register_name(CALLEE_SAVED[c])));
+                        bad.push(format!(
+                            "{} not restored",
+                            crate::isa::register_name(CALLEE_SAVED[c])
+                        ));
                     }
                 }
                 if !bad.is_empty() && !reported[k] {
                     reported[k] = true;
-                    out.push(violation(ins, Rule::CalleeSaved, format!("returns with {}", bad.join(", "))));
+                    out.push(violation(
+                        ins,
+                        Rule::CalleeSaved,
+                        format!("returns with {}", bad.join(", ")),
+                    ));
                 }
                 continue;
             }
@@ -592,7 +702,8 @@ fn rule_stack(instrs: &[Instruction], succ: &[Vec<usize>], out: &mut Vec<Violati
                     work.push(s);
                 }
                 Some(old) => {
-                    let same = old.rsp == st.rsp && old.intact == st.intact && old.frame == st.frame;
+                    let same =
+                        old.rsp == st.rsp && old.intact == st.intact && old.frame == st.frame;
                     if !same && !reported[s] {
                         reported[s] = true;
                         out.push(violation(
@@ -670,7 +781,10 @@ mod tests {
     use crate::features::level;
 
     fn rules(bytes: &[u8]) -> Vec<Rule> {
-        check(&Input::new(bytes, bytes.len(), level::AVX2)).iter().map(|v| v.rule).collect()
+        check(&Input::new(bytes, bytes.len(), level::AVX2))
+            .iter()
+            .map(|v| v.rule)
+            .collect()
     }
 
     const RET: u8 = 0xc3;
@@ -689,7 +803,10 @@ mod tests {
         assert_eq!(rules(&[0x06, RET]), vec![Rule::Decode]);
         // Boundaries that do not match the listing.
         let bytes = [0x48, 0x89, 0xf8, RET];
-        let v = check(&Input { boundaries: Some(&[0, 1, 3]), ..Input::new(&bytes, 4, level::AVX2) });
+        let v = check(&Input {
+            boundaries: Some(&[0, 1, 3]),
+            ..Input::new(&bytes, 4, level::AVX2)
+        });
         assert_eq!(v.len(), 1);
         assert_eq!(v[0].rule, Rule::Decode);
     }
@@ -708,7 +825,10 @@ mod tests {
     #[test]
     fn rule3_callee_saved_and_rsp() {
         // mov rbx, 1; ret
-        assert_eq!(rules(&[0x48, 0xc7, 0xc3, 1, 0, 0, 0, RET]), vec![Rule::CalleeSaved]);
+        assert_eq!(
+            rules(&[0x48, 0xc7, 0xc3, 1, 0, 0, 0, RET]),
+            vec![Rule::CalleeSaved]
+        );
         // push rax; ret  (rsp unbalanced)
         assert_eq!(rules(&[0x50, RET]), vec![Rule::CalleeSaved]);
         // push rbx; pop rbx; pop rbx... : push rbx; pop r12; ret (swapped)
@@ -718,10 +838,14 @@ mod tests {
         // Frame pattern: push rbp; mov rbp, rsp; and rsp, -64; sub rsp, 128;
         // mov rsp, rbp; pop rbp; ret
         let frame = [
-            0x55, 0x48, 0x89, 0xe5, 0x48, 0x83, 0xe4, 0xc0, 0x48, 0x81, 0xec, 0x80, 0, 0, 0, 0x48, 0x89,
-            0xec, 0x5d, RET,
+            0x55, 0x48, 0x89, 0xe5, 0x48, 0x83, 0xe4, 0xc0, 0x48, 0x81, 0xec, 0x80, 0, 0, 0, 0x48,
+            0x89, 0xec, 0x5d, RET,
         ];
-        assert!(rules(&frame).is_empty(), "{:?}", check(&Input::new(&frame, frame.len(), level::AVX2)));
+        assert!(
+            rules(&frame).is_empty(),
+            "{:?}",
+            check(&Input::new(&frame, frame.len(), level::AVX2))
+        );
         // One path restores rbx, the other does not:
         // push rbx; test rdi, rdi; jz L; pop rbx; ret; L: ret
         let b = [0x53, 0x48, 0x85, 0xff, 0x74, 0x02, 0x5b, RET, RET];
@@ -734,7 +858,10 @@ mod tests {
     #[test]
     fn rule4_vzeroupper() {
         // vpxor ymm0, ymm0, ymm0; ret
-        assert_eq!(rules(&[0xc5, 0xfd, 0xef, 0xc0, RET]), vec![Rule::Vzeroupper]);
+        assert_eq!(
+            rules(&[0xc5, 0xfd, 0xef, 0xc0, RET]),
+            vec![Rule::Vzeroupper]
+        );
         // vpxor ymm0, ymm0, ymm0; vzeroupper; ret
         assert!(rules(&[0xc5, 0xfd, 0xef, 0xc0, 0xc5, 0xf8, 0x77, RET]).is_empty());
         // vpxor xmm0 (VEX.128) needs none.
@@ -752,14 +879,17 @@ mod tests {
         assert_eq!(rules(&[0xfa, RET]), vec![Rule::Forbidden]); // cli
         assert_eq!(rules(&[0xec, RET]), vec![Rule::Forbidden]); // in al, dx
         assert_eq!(rules(&[0xff, 0xe0]), vec![Rule::Forbidden]); // jmp rax
-        // call +0; ret
+                                                                 // call +0; ret
         assert!(rules(&[0xe8, 0, 0, 0, 0, RET]).contains(&Rule::Forbidden));
         assert_eq!(rules(&[0xc2, 8, 0]), vec![Rule::Forbidden]); // ret 8
         assert_eq!(rules(&[0x0f, 0x01, 0xf8, RET]), vec![Rule::Forbidden]); // swapgs
-        // div rcx is fine unless secret.
+                                                                            // div rcx is fine unless secret.
         let b = [0x48, 0xf7, 0xf1, RET];
         assert!(rules(&b).is_empty());
-        let v = check(&Input { secret: true, ..Input::new(&b, b.len(), level::AVX2) });
+        let v = check(&Input {
+            secret: true,
+            ..Input::new(&b, b.len(), level::AVX2)
+        });
         assert_eq!(v[0].rule, Rule::Forbidden);
     }
 
@@ -773,10 +903,16 @@ mod tests {
         // Falls off the end: mov eax, 1
         assert_eq!(rules(&[0xb8, 1, 0, 0, 0]), vec![Rule::ControlFlow]);
         // Absolute address: mov eax, [0x1000]
-        assert_eq!(rules(&[0x8b, 0x04, 0x25, 0, 0x10, 0, 0, RET]), vec![Rule::ControlFlow]);
+        assert_eq!(
+            rules(&[0x8b, 0x04, 0x25, 0, 0x10, 0, 0, RET]),
+            vec![Rule::ControlFlow]
+        );
         // RIP-relative into the blob is fine; outside is not.
         // lea rax, [rip+1]; ret  -> target 8 == blob end: outside.
-        assert_eq!(rules(&[0x48, 0x8d, 0x05, 1, 0, 0, 0, RET]), vec![Rule::ControlFlow]);
+        assert_eq!(
+            rules(&[0x48, 0x8d, 0x05, 1, 0, 0, 0, RET]),
+            vec![Rule::ControlFlow]
+        );
         let b = [0x48, 0x8d, 0x05, 1, 0, 0, 0, RET, 0xaa, 0xbb];
         assert!(check(&Input::new(&b, 8, level::AVX2)).is_empty());
     }

@@ -9,10 +9,16 @@
 //! run [`crate::check`] on the bytes, and emit the metadata.
 
 use crate::check::{self, Input};
-use crate::dsl::{self, err, eval, eval_int, parse_block, Block, DataInit, Env, KernelDef, Result, Stmt, Val, VariantDef};
+use crate::dsl::{
+    self, err, eval, eval_int, parse_block, Block, DataInit, Env, KernelDef, Result, Stmt, Val,
+    VariantDef,
+};
 use crate::features::{level, Feature, FeatureSet};
 use crate::isa::{self, Mem, Operand, Parsed};
-use iced_x86::{BlockEncoder, BlockEncoderOptions, Instruction, InstructionBlock, InstructionInfoFactory, OpAccess, OpKind, Register};
+use iced_x86::{
+    BlockEncoder, BlockEncoderOptions, Instruction, InstructionBlock, InstructionInfoFactory,
+    OpAccess, OpKind, Register,
+};
 use proc_macro2::{Delimiter, Span, TokenStream, TokenTree};
 use quote::{format_ident, quote};
 use std::collections::{HashMap, HashSet};
@@ -78,9 +84,15 @@ fn expand_block(input: TokenStream) -> Result<TokenStream> {
 
 /// Compiles every kernel of a block given as source text (tests, tools).
 pub fn compile_str(src: &str) -> Result<Vec<Kernel>> {
-    let ts: TokenStream = src.parse().map_err(|e| dsl::Error::new(Span::call_site(), format!("{e}")))?;
+    let ts: TokenStream = src
+        .parse()
+        .map_err(|e| dsl::Error::new(Span::call_site(), format!("{e}")))?;
     let block = parse_block(ts)?;
-    block.kernels.iter().map(|k| compile_kernel(&block, k)).collect()
+    block
+        .kernels
+        .iter()
+        .map(|k| compile_kernel(&block, k))
+        .collect()
 }
 
 /// Compiles one kernel, all variants.
@@ -90,7 +102,10 @@ pub fn compile_kernel(block: &Block, k: &KernelDef) -> Result<Kernel> {
     let mut seen = HashSet::new();
     for v in &k.variants {
         if !seen.insert(v.name.to_string()) {
-            return err(v.name.span(), format!("variant `{}` declared twice", v.name));
+            return err(
+                v.name.span(),
+                format!("variant `{}` declared twice", v.name),
+            );
         }
         match compile_variant(block, k, v) {
             Ok(c) => variants.push(c),
@@ -152,7 +167,12 @@ fn variant_features(v: &VariantDef) -> Result<FeatureSet> {
     if let Some(l) = &v.level {
         match level::by_name(&l.to_string()) {
             Some(s) => set = set.union(s),
-            None => return err(l.span(), format!("unknown level `{l}`; use baseline, avx2, avx2_vaes or avx512")),
+            None => {
+                return err(
+                    l.span(),
+                    format!("unknown level `{l}`; use baseline, avx2, avx2_vaes or avx512"),
+                )
+            }
         }
     }
     for f in &v.features {
@@ -170,8 +190,17 @@ fn variant_features(v: &VariantDef) -> Result<FeatureSet> {
 /// An expanded body element.
 enum Item {
     Label(String, Span),
-    Ins { p: Parsed, span: Span, text: String, comment: String },
-    Ret { span: Span, text: String, comment: String },
+    Ins {
+        p: Parsed,
+        span: Span,
+        text: String,
+        comment: String,
+    },
+    Ret {
+        span: Span,
+        text: String,
+        comment: String,
+    },
 }
 
 struct Expander<'a> {
@@ -192,12 +221,19 @@ struct Comments {
 
 impl Comments {
     fn for_span(&mut self, span: Span) -> String {
-        let Some(path) = span.local_file() else { return String::new() };
+        let Some(path) = span.local_file() else {
+            return String::new();
+        };
         let line = span.start().line;
         let lines = self.files.entry(path.clone()).or_insert_with(|| {
-            std::fs::read_to_string(&path).map(|s| s.lines().map(str::to_string).collect()).unwrap_or_default()
+            std::fs::read_to_string(&path)
+                .map(|s| s.lines().map(str::to_string).collect())
+                .unwrap_or_default()
         });
-        lines.get(line.wrapping_sub(1)).map(|l| trailing_comment(l)).unwrap_or_default()
+        lines
+            .get(line.wrapping_sub(1))
+            .map(|l| trailing_comment(l))
+            .unwrap_or_default()
     }
 }
 
@@ -297,7 +333,10 @@ impl Expander<'_> {
             Stmt::Let { name, value } => match eval(value, &self.env, name.span())? {
                 Val::Reg(r) => {
                     if dsl::INDEXED_PREFIXES.contains(&name.to_string().as_str()) {
-                        return err(name.span(), format!("`{name}` is reserved for indexed registers"));
+                        return err(
+                            name.span(),
+                            format!("`{name}` is reserved for indexed registers"),
+                        );
                     }
                     self.env.aliases.insert(name.to_string(), r);
                     self.env.ints.remove(&name.to_string());
@@ -305,7 +344,15 @@ impl Expander<'_> {
                 Val::Int(v) => {
                     self.env.ints.insert(name.to_string(), v);
                 }
-                other => return err(name.span(), format!("`let` binds a register or integer, found {}", dsl::describe(&other))),
+                other => {
+                    return err(
+                        name.span(),
+                        format!(
+                            "`let` binds a register or integer, found {}",
+                            dsl::describe(&other)
+                        ),
+                    )
+                }
             },
             Stmt::Const { name, value } => {
                 let v = eval_int(value, &self.env, name.span())?;
@@ -313,7 +360,13 @@ impl Expander<'_> {
             }
             Stmt::Label { name } => self.items.push(Item::Label(name.to_string(), name.span())),
             Stmt::Instr { tokens } => self.instr(tokens)?,
-            Stmt::For { var, start, end, inclusive, body } => {
+            Stmt::For {
+                var,
+                start,
+                end,
+                inclusive,
+                body,
+            } => {
                 let a = eval_int(start, &self.env, var.span())?;
                 let mut b = eval_int(end, &self.env, var.span())?;
                 if *inclusive {
@@ -336,16 +389,36 @@ impl Expander<'_> {
                 let span = cond[0].span();
                 let c = match eval(cond, &self.env, span)? {
                     Val::Int(v) => v != 0,
-                    other => return err(span, format!("`if` needs an integer condition, found {}", dsl::describe(&other))),
+                    other => {
+                        return err(
+                            span,
+                            format!(
+                                "`if` needs an integer condition, found {}",
+                                dsl::describe(&other)
+                            ),
+                        )
+                    }
                 };
                 self.stmts(if c { then } else { els })?;
             }
             Stmt::Call { name, args } => {
                 let Some(m) = self.block.macros.iter().find(|m| m.name == *name) else {
-                    return err(name.span(), format!("no DSL macro `{name}` (define it with `macro {name}(..) {{ .. }}`)"));
+                    return err(
+                        name.span(),
+                        format!(
+                            "no DSL macro `{name}` (define it with `macro {name}(..) {{ .. }}`)"
+                        ),
+                    );
                 };
                 if m.params.len() != args.len() {
-                    return err(name.span(), format!("`{name}!` takes {} arguments, {} given", m.params.len(), args.len()));
+                    return err(
+                        name.span(),
+                        format!(
+                            "`{name}!` takes {} arguments, {} given",
+                            m.params.len(),
+                            args.len()
+                        ),
+                    );
                 }
                 if self.depth > 32 {
                     return err(name.span(), "DSL macros nest too deeply");
@@ -360,8 +433,12 @@ impl Expander<'_> {
                 collect_labels(&m.body, &mut labels);
                 for l in labels {
                     let fresh = format!("{l}__m{}", self.macro_calls);
-                    map.entry(l.clone())
-                        .or_insert_with(|| vec![TokenTree::Ident(proc_macro2::Ident::new(&fresh, name.span()))]);
+                    map.entry(l.clone()).or_insert_with(|| {
+                        vec![TokenTree::Ident(proc_macro2::Ident::new(
+                            &fresh,
+                            name.span(),
+                        ))]
+                    });
                 }
                 let body: Vec<Stmt> = m.body.iter().map(|s| subst_stmt(s, &map)).collect();
                 self.depth += 1;
@@ -381,11 +458,16 @@ impl Expander<'_> {
         let mut p = Parsed::new("", Vec::new());
         loop {
             let Some(TokenTree::Ident(id)) = tokens.get(i) else {
-                return err(tokens.get(i).map_or(span, |t| t.span()), "expected a mnemonic");
+                return err(
+                    tokens.get(i).map_or(span, |t| t.span()),
+                    "expected a mnemonic",
+                );
             };
             let m = id.to_string().to_ascii_lowercase();
-            let is_prefix = matches!(m.as_str(), "lock" | "rep" | "repe" | "repz" | "repne" | "repnz")
-                && matches!(tokens.get(i + 1), Some(TokenTree::Ident(_)));
+            let is_prefix = matches!(
+                m.as_str(),
+                "lock" | "rep" | "repe" | "repz" | "repne" | "repnz"
+            ) && matches!(tokens.get(i + 1), Some(TokenTree::Ident(_)));
             if !is_prefix {
                 p.mnemonic = m;
                 i += 1;
@@ -400,14 +482,23 @@ impl Expander<'_> {
         }
         let mnemonic_span = tokens[i - 1].span();
         if p.mnemonic == "ret" && tokens.len() == i && !self.raw {
-            self.items.push(Item::Ret { span: mnemonic_span, text, comment });
+            self.items.push(Item::Ret {
+                span: mnemonic_span,
+                text,
+                comment,
+            });
             return Ok(());
         }
         for op in dsl::split_commas(&tokens[i..]) {
             let o = self.operand(&op, &mut p, mnemonic_span)?;
             p.ops.push(o);
         }
-        self.items.push(Item::Ins { p, span: mnemonic_span, text, comment });
+        self.items.push(Item::Ins {
+            p,
+            span: mnemonic_span,
+            text,
+            comment,
+        });
         Ok(())
     }
 
@@ -417,7 +508,9 @@ impl Expander<'_> {
         // preceded by an indexed-register prefix such as `v`).
         let mut end = toks.len();
         while end > 0 {
-            let TokenTree::Group(g) = &toks[end - 1] else { break };
+            let TokenTree::Group(g) = &toks[end - 1] else {
+                break;
+            };
             if g.delimiter() != Delimiter::Brace {
                 break;
             }
@@ -438,7 +531,9 @@ impl Expander<'_> {
         // [size ptr] [ .. ]
         let mut size = None;
         let mut j = 0;
-        if let (Some(TokenTree::Ident(kw)), Some(TokenTree::Ident(ptr))) = (toks.first(), toks.get(1)) {
+        if let (Some(TokenTree::Ident(kw)), Some(TokenTree::Ident(ptr))) =
+            (toks.first(), toks.get(1))
+        {
             if ptr == "ptr" {
                 let k = kw.to_string();
                 size = if k == "vword" {
@@ -458,7 +553,10 @@ impl Expander<'_> {
         if let Some(TokenTree::Group(g)) = toks.get(j) {
             if g.delimiter() == Delimiter::Bracket {
                 if toks.len() > j + 1 {
-                    return err(toks[j + 1].span(), "unexpected tokens after the memory operand");
+                    return err(
+                        toks[j + 1].span(),
+                        "unexpected tokens after the memory operand",
+                    );
                 }
                 let inner: Vec<TokenTree> = g.stream().into_iter().collect();
                 return self.memory(&inner, size, g.span()).map(Operand::Mem);
@@ -493,18 +591,37 @@ impl Expander<'_> {
                 p.mask = r;
                 Ok(())
             }
-            _ => err(g.span(), "expected a decorator: `{k1}`..`{k7}`, `{z}` or `{1toN}`"),
+            _ => err(
+                g.span(),
+                "expected a decorator: `{k1}`..`{k7}`, `{z}` or `{1toN}`",
+            ),
         }
     }
 
     fn memory(&self, inner: &[TokenTree], size: Option<u32>, span: Span) -> Result<Mem> {
         let lin = match eval(inner, &self.env, span)? {
             Val::Addr(l) => l,
-            Val::Reg(r) => dsl::Lin { regs: vec![(r, 1)], ..Default::default() },
-            Val::Sym(s) => dsl::Lin { syms: vec![(s, 1)], ..Default::default() },
-            Val::Int(d) => dsl::Lin { disp: d, ..Default::default() },
+            Val::Reg(r) => dsl::Lin {
+                regs: vec![(r, 1)],
+                ..Default::default()
+            },
+            Val::Sym(s) => dsl::Lin {
+                syms: vec![(s, 1)],
+                ..Default::default()
+            },
+            Val::Int(d) => dsl::Lin {
+                disp: d,
+                ..Default::default()
+            },
         };
-        let mut m = Mem { size, base: Register::None, index: Register::None, scale: 1, disp: lin.disp, sym: None };
+        let mut m = Mem {
+            size,
+            base: Register::None,
+            index: Register::None,
+            scale: 1,
+            disp: lin.disp,
+            sym: None,
+        };
         for (s, k) in &lin.syms {
             if *k != 1 || m.sym.is_some() {
                 return err(span, "a memory operand can add one constant-pool symbol");
@@ -536,7 +653,10 @@ impl Expander<'_> {
             }
             m.base = Register::RIP;
         } else if m.base == Register::RIP {
-            return err(span, "RIP-relative operands name a `data` item: [rip + NAME]");
+            return err(
+                span,
+                "RIP-relative operands name a `data` item: [rip + NAME]",
+            );
         }
         Ok(m)
     }
@@ -566,7 +686,10 @@ fn subst_tokens(t: &[TokenTree], map: &HashMap<String, Vec<TokenTree>>) -> Vec<T
             },
             TokenTree::Group(g) => {
                 let inner: Vec<TokenTree> = g.stream().into_iter().collect();
-                let mut ng = proc_macro2::Group::new(g.delimiter(), subst_tokens(&inner, map).into_iter().collect());
+                let mut ng = proc_macro2::Group::new(
+                    g.delimiter(),
+                    subst_tokens(&inner, map).into_iter().collect(),
+                );
                 ng.set_span(g.span());
                 out.push(TokenTree::Group(ng));
             }
@@ -580,28 +703,60 @@ fn subst_stmt(s: &Stmt, map: &HashMap<String, Vec<TokenTree>>) -> Stmt {
     let st = |t: &Vec<TokenTree>| subst_tokens(t, map);
     let sb = |b: &Vec<Stmt>| b.iter().map(|x| subst_stmt(x, map)).collect();
     match s {
-        Stmt::Let { name, value } => Stmt::Let { name: name.clone(), value: st(value) },
-        Stmt::Const { name, value } => Stmt::Const { name: name.clone(), value: st(value) },
+        Stmt::Let { name, value } => Stmt::Let {
+            name: name.clone(),
+            value: st(value),
+        },
+        Stmt::Const { name, value } => Stmt::Const {
+            name: name.clone(),
+            value: st(value),
+        },
         Stmt::Label { name } => match map.get(&name.to_string()).map(|v| v.as_slice()) {
             Some([TokenTree::Ident(id)]) => Stmt::Label { name: id.clone() },
             _ => s.clone(),
         },
         Stmt::Instr { tokens } => Stmt::Instr { tokens: st(tokens) },
-        Stmt::For { var, start, end, inclusive, body } => Stmt::For {
+        Stmt::For {
+            var,
+            start,
+            end,
+            inclusive,
+            body,
+        } => Stmt::For {
             var: var.clone(),
             start: st(start),
             end: st(end),
             inclusive: *inclusive,
             body: sb(body),
         },
-        Stmt::If { cond, then, els } => Stmt::If { cond: st(cond), then: sb(then), els: sb(els) },
-        Stmt::Call { name, args } => Stmt::Call { name: name.clone(), args: args.iter().map(st).collect() },
+        Stmt::If { cond, then, els } => Stmt::If {
+            cond: st(cond),
+            then: sb(then),
+            els: sb(els),
+        },
+        Stmt::Call { name, args } => Stmt::Call {
+            name: name.clone(),
+            args: args.iter().map(st).collect(),
+        },
     }
 }
 
-const CALLEE_SAVED: [Register; 6] =
-    [Register::RBX, Register::RBP, Register::R12, Register::R13, Register::R14, Register::R15];
-const ARG_REGS: [Register; 6] = [Register::RDI, Register::RSI, Register::RDX, Register::RCX, Register::R8, Register::R9];
+const CALLEE_SAVED: [Register; 6] = [
+    Register::RBX,
+    Register::RBP,
+    Register::R12,
+    Register::R13,
+    Register::R14,
+    Register::R15,
+];
+const ARG_REGS: [Register; 6] = [
+    Register::RDI,
+    Register::RSI,
+    Register::RDX,
+    Register::RCX,
+    Register::R8,
+    Register::R9,
+];
 const BRANCH_BASE: u64 = 0x4000_0000_0000;
 
 fn gen(m: &str, ops: Vec<Operand>) -> Instruction {
@@ -625,7 +780,11 @@ struct Final {
 fn compile_variant(block: &Block, k: &KernelDef, v: &VariantDef) -> Result<Variant> {
     let features = variant_features(v)?;
     let vname = v.name.to_string();
-    let mut env = Env { variant: vname.clone(), frame: k.stack.is_some(), ..Env::default() };
+    let mut env = Env {
+        variant: vname.clone(),
+        frame: k.stack.is_some(),
+        ..Env::default()
+    };
     if let Some(w) = &v.width {
         let w = eval_int(w, &env, v.name.span())?;
         if !matches!(w, 0 | 16 | 32 | 64) {
@@ -683,7 +842,10 @@ fn compile_variant(block: &Block, k: &KernelDef, v: &VariantDef) -> Result<Varia
                 for o in &p.ops {
                     if let Operand::Label(l) = o {
                         if !labels.contains(l) {
-                            push_err(dsl::Error::new(*span, format!("unknown label or name `{l}` in `{text}`")));
+                            push_err(dsl::Error::new(
+                                *span,
+                                format!("unknown label or name `{l}` in `{text}`"),
+                            ));
                         }
                     }
                 }
@@ -691,7 +853,10 @@ fn compile_variant(block: &Block, k: &KernelDef, v: &VariantDef) -> Result<Varia
                     Ok(ins) => {
                         let missing = isa::missing_features(&ins, features);
                         if !missing.is_empty() {
-                            let lvl = v.level.as_ref().map_or_else(|| "custom features".to_string(), |l| format!("level {l}"));
+                            let lvl = v.level.as_ref().map_or_else(
+                                || "custom features".to_string(),
+                                |l| format!("level {l}"),
+                            );
                             push_err(dsl::Error::new(
                                 *span,
                                 format!(
@@ -703,7 +868,10 @@ fn compile_variant(block: &Block, k: &KernelDef, v: &VariantDef) -> Result<Varia
                         }
                         body.push((Some(ins), it));
                     }
-                    Err(e) => push_err(dsl::Error::new(*span, format!("{e} (in `{text}`, variant `{vname}`)"))),
+                    Err(e) => push_err(dsl::Error::new(
+                        *span,
+                        format!("{e} (in `{text}`, variant `{vname}`)"),
+                    )),
                 }
             }
             _ => body.push((None, it)),
@@ -720,7 +888,13 @@ fn compile_variant(block: &Block, k: &KernelDef, v: &VariantDef) -> Result<Varia
     for (ins, _) in &body {
         let Some(ins) = ins else { continue };
         for u in info.info(ins).used_registers() {
-            if matches!(u.access(), OpAccess::Write | OpAccess::CondWrite | OpAccess::ReadWrite | OpAccess::ReadCondWrite) {
+            if matches!(
+                u.access(),
+                OpAccess::Write
+                    | OpAccess::CondWrite
+                    | OpAccess::ReadWrite
+                    | OpAccess::ReadCondWrite
+            ) {
                 let full = u.register().full_register();
                 if CALLEE_SAVED.contains(&full) && !saved.contains(&full) {
                     saved.push(full);
@@ -734,10 +908,19 @@ fn compile_variant(block: &Block, k: &KernelDef, v: &VariantDef) -> Result<Varia
     saved.sort_by_key(|r| CALLEE_SAVED.iter().position(|c| c == r));
     if stack.is_some() && saved.contains(&Register::RBP) {
         let span = body.iter().find_map(|(i, it)| match (i, it) {
-            (Some(i), Item::Ins { span, .. }) if info.info(i).used_registers().iter().any(|u| u.register().full_register() == Register::RBP && u.access() != OpAccess::Read) => Some(*span),
+            (Some(i), Item::Ins { span, .. })
+                if info.info(i).used_registers().iter().any(|u| {
+                    u.register().full_register() == Register::RBP && u.access() != OpAccess::Read
+                }) =>
+            {
+                Some(*span)
+            }
             _ => None,
         });
-        return err(span.unwrap_or(k.name.span()), "rbp is the frame pointer of a `#[stack]` kernel; pick another register");
+        return err(
+            span.unwrap_or(k.name.span()),
+            "rbp is the frame pointer of a `#[stack]` kernel; pick another register",
+        );
     }
     saved.retain(|r| *r != Register::RBP || stack.is_none());
 
@@ -753,14 +936,39 @@ fn compile_variant(block: &Block, k: &KernelDef, v: &VariantDef) -> Result<Varia
     };
     if !v.raw {
         for &r in &saved {
-            fin.push(mk(gen("push", vec![reg(r)]), fn_span, format!("push {}", isa::register_name(r)), "prologue: save callee-saved register"));
+            fin.push(mk(
+                gen("push", vec![reg(r)]),
+                fn_span,
+                format!("push {}", isa::register_name(r)),
+                "prologue: save callee-saved register",
+            ));
         }
         if let Some(n) = stack {
-            fin.push(mk(gen("push", vec![reg(Register::RBP)]), fn_span, "push rbp".into(), "prologue: frame"));
-            fin.push(mk(gen("mov", vec![reg(Register::RBP), reg(Register::RSP)]), fn_span, "mov rbp, rsp".into(), "prologue: frame"));
-            fin.push(mk(gen("and", vec![reg(Register::RSP), Operand::Imm(-64)]), fn_span, "and rsp, -64".into(), "prologue: align the scratch area"));
+            fin.push(mk(
+                gen("push", vec![reg(Register::RBP)]),
+                fn_span,
+                "push rbp".into(),
+                "prologue: frame",
+            ));
+            fin.push(mk(
+                gen("mov", vec![reg(Register::RBP), reg(Register::RSP)]),
+                fn_span,
+                "mov rbp, rsp".into(),
+                "prologue: frame",
+            ));
+            fin.push(mk(
+                gen("and", vec![reg(Register::RSP), Operand::Imm(-64)]),
+                fn_span,
+                "and rsp, -64".into(),
+                "prologue: align the scratch area",
+            ));
             if n > 0 {
-                fin.push(mk(gen("sub", vec![reg(Register::RSP), Operand::Imm(n)]), fn_span, format!("sub rsp, {n}"), "prologue: scratch area (`frame`)"));
+                fin.push(mk(
+                    gen("sub", vec![reg(Register::RSP), Operand::Imm(n)]),
+                    fn_span,
+                    format!("sub rsp, {n}"),
+                    "prologue: scratch area (`frame`)",
+                ));
             }
         }
     }
@@ -769,7 +977,12 @@ fn compile_variant(block: &Block, k: &KernelDef, v: &VariantDef) -> Result<Varia
     for (ins, it) in &body {
         match it {
             Item::Label(name, _) => pending_labels.push(name.clone()),
-            Item::Ins { p, span, text, comment } => {
+            Item::Ins {
+                p,
+                span,
+                text,
+                comment,
+            } => {
                 for l in pending_labels.drain(..) {
                     label_lines.push((fin.len(), l, String::new()));
                 }
@@ -779,32 +992,72 @@ fn compile_variant(block: &Block, k: &KernelDef, v: &VariantDef) -> Result<Varia
                     _ => None,
                 });
                 let sym = p.ops.iter().find_map(|o| match o {
-                    Operand::Mem(Mem { sym: Some(s), disp, .. }) => Some((s.clone(), *disp)),
+                    Operand::Mem(Mem {
+                        sym: Some(s), disp, ..
+                    }) => Some((s.clone(), *disp)),
                     _ => None,
                 });
-                fin.push(Final { ins: *ins, label, sym, span: *span, text: text.clone(), comment: comment.clone() });
+                fin.push(Final {
+                    ins: *ins,
+                    label,
+                    sym,
+                    span: *span,
+                    text: text.clone(),
+                    comment: comment.clone(),
+                });
             }
-            Item::Ret { span, text, comment } => {
+            Item::Ret {
+                span,
+                text,
+                comment,
+            } => {
                 for l in pending_labels.drain(..) {
                     label_lines.push((fin.len(), l, String::new()));
                 }
-                let epi = if comment.is_empty() { "epilogue".to_string() } else { format!("epilogue; {comment}") };
+                let epi = if comment.is_empty() {
+                    "epilogue".to_string()
+                } else {
+                    format!("epilogue; {comment}")
+                };
                 if let Some(_n) = stack {
-                    fin.push(mk(gen("mov", vec![reg(Register::RSP), reg(Register::RBP)]), *span, "mov rsp, rbp".into(), &epi));
-                    fin.push(mk(gen("pop", vec![reg(Register::RBP)]), *span, "pop rbp".into(), &epi));
+                    fin.push(mk(
+                        gen("mov", vec![reg(Register::RSP), reg(Register::RBP)]),
+                        *span,
+                        "mov rsp, rbp".into(),
+                        &epi,
+                    ));
+                    fin.push(mk(
+                        gen("pop", vec![reg(Register::RBP)]),
+                        *span,
+                        "pop rbp".into(),
+                        &epi,
+                    ));
                 }
                 for &r in saved.iter().rev() {
-                    fin.push(mk(gen("pop", vec![reg(r)]), *span, format!("pop {}", isa::register_name(r)), &epi));
+                    fin.push(mk(
+                        gen("pop", vec![reg(r)]),
+                        *span,
+                        format!("pop {}", isa::register_name(r)),
+                        &epi,
+                    ));
                 }
                 if wide {
-                    fin.push(mk(gen("vzeroupper", vec![]), *span, "vzeroupper".into(), &epi));
+                    fin.push(mk(
+                        gen("vzeroupper", vec![]),
+                        *span,
+                        "vzeroupper".into(),
+                        &epi,
+                    ));
                 }
                 fin.push(mk(gen("ret", vec![]), *span, text.clone(), comment));
             }
         }
     }
     if let Some(l) = pending_labels.first() {
-        return err(fn_span, format!("label `{l}` is at the end of the kernel; put an instruction after it"));
+        return err(
+            fn_span,
+            format!("label `{l}` is at the end of the kernel; put an instruction after it"),
+        );
     }
     if fin.is_empty() {
         return err(fn_span, "the kernel has no instructions");
@@ -835,10 +1088,19 @@ fn compile_variant(block: &Block, k: &KernelDef, v: &VariantDef) -> Result<Varia
         if align <= 0 || align & (align - 1) != 0 || align > 4096 {
             return err(d.name.span(), "alignment must be a power of two up to 4096");
         }
-        pool.push((d.name.to_string(), d.ty_text.clone(), align as u64, bytes, 0));
+        pool.push((
+            d.name.to_string(),
+            d.ty_text.clone(),
+            align as u64,
+            bytes,
+            0,
+        ));
     }
 
-    let encode = |fin: &mut Vec<Final>, pool: &[(String, String, u64, Vec<u8>, u64)], data_base: u64| -> Result<(Vec<u8>, Vec<u32>)> {
+    let encode = |fin: &mut Vec<Final>,
+                  pool: &[(String, String, u64, Vec<u8>, u64)],
+                  data_base: u64|
+     -> Result<(Vec<u8>, Vec<u32>)> {
         for (idx, f) in fin.iter_mut().enumerate() {
             f.ins.set_ip(BRANCH_BASE + idx as u64);
             if let Some(l) = &f.label {
@@ -847,12 +1109,18 @@ fn compile_variant(block: &Block, k: &KernelDef, v: &VariantDef) -> Result<Varia
             }
             if let Some((s, disp)) = &f.sym {
                 let off = pool.iter().find(|p| &p.0 == s).map_or(0, |p| p.4);
-                f.ins.set_memory_displacement64(data_base.wrapping_add(off).wrapping_add(*disp as u64));
+                f.ins.set_memory_displacement64(
+                    data_base.wrapping_add(off).wrapping_add(*disp as u64),
+                );
             }
         }
         let instrs: Vec<Instruction> = fin.iter().map(|f| f.ins).collect();
-        let r = BlockEncoder::encode(64, InstructionBlock::new(&instrs, 0), BlockEncoderOptions::RETURN_NEW_INSTRUCTION_OFFSETS)
-            .map_err(|e| dsl::Error::new(fn_span, format!("encoding variant `{vname}` failed: {e}")))?;
+        let r = BlockEncoder::encode(
+            64,
+            InstructionBlock::new(&instrs, 0),
+            BlockEncoderOptions::RETURN_NEW_INSTRUCTION_OFFSETS,
+        )
+        .map_err(|e| dsl::Error::new(fn_span, format!("encoding variant `{vname}` failed: {e}")))?;
         Ok((r.code_buffer, r.new_instruction_offsets))
     };
     let layout = |pool: &mut Vec<(String, String, u64, Vec<u8>, u64)>, start: u64| -> u64 {
@@ -873,7 +1141,10 @@ fn compile_variant(block: &Block, k: &KernelDef, v: &VariantDef) -> Result<Varia
     let base = layout(&mut pool, first.len() as u64);
     let (mut code, offsets) = encode(&mut fin, &pool, base)?;
     if code.len() != first.len() {
-        return err(fn_span, "internal error: code size changed with the data layout");
+        return err(
+            fn_span,
+            "internal error: code size changed with the data layout",
+        );
     }
     let code_len = code.len();
     code.resize(base as usize, 0xcc);
@@ -890,11 +1161,21 @@ fn compile_variant(block: &Block, k: &KernelDef, v: &VariantDef) -> Result<Varia
             if *at != idx {
                 break;
             }
-            listing.push(Line { offset: offsets[idx], len: 0, text: format!("{name}:"), comment: String::new() });
+            listing.push(Line {
+                offset: offsets[idx],
+                len: 0,
+                text: format!("{name}:"),
+                comment: String::new(),
+            });
             li.next();
         }
         let end = offsets.get(idx + 1).copied().unwrap_or(code_len as u32);
-        listing.push(Line { offset: offsets[idx], len: end - offsets[idx], text: f.text.clone(), comment: f.comment.clone() });
+        listing.push(Line {
+            offset: offsets[idx],
+            len: end - offsets[idx],
+            text: f.text.clone(),
+            comment: f.comment.clone(),
+        });
     }
     for p in &pool {
         listing.push(Line {
@@ -921,8 +1202,16 @@ fn compile_variant(block: &Block, k: &KernelDef, v: &VariantDef) -> Result<Varia
         for vi in violations {
             let idx = offsets.iter().position(|&o| o == vi.offset);
             let span = idx.map_or(fn_span, |i| fin[i].span);
-            let at = idx.map(|i| format!(" at `{}`", fin[i].text)).unwrap_or_default();
-            let new = dsl::Error::new(span, format!("static check [{}] failed in variant `{vname}`{at}: {}", vi.rule, vi.message));
+            let at = idx
+                .map(|i| format!(" at `{}`", fin[i].text))
+                .unwrap_or_default();
+            let new = dsl::Error::new(
+                span,
+                format!(
+                    "static check [{}] failed in variant `{vname}`{at}: {}",
+                    vi.rule, vi.message
+                ),
+            );
             match &mut e {
                 Some(all) => all.combine(new),
                 None => e = Some(new),
@@ -932,14 +1221,24 @@ fn compile_variant(block: &Block, k: &KernelDef, v: &VariantDef) -> Result<Varia
             return Err(e);
         }
     }
-    Ok(Variant { name: vname, features, width, code, code_len, listing })
+    Ok(Variant {
+        name: vname,
+        features,
+        width,
+        code,
+        code_len,
+        listing,
+    })
 }
 
 fn data_bytes(d: &dsl::DataItem, env: &Env) -> Result<Vec<u8>> {
     let span = d.name.span();
     let len = eval_int(&d.len, env, span)?;
     let values: Vec<i64> = match &d.init {
-        DataInit::List(items) => items.iter().map(|t| eval_int(t, env, span)).collect::<Result<_>>()?,
+        DataInit::List(items) => items
+            .iter()
+            .map(|t| eval_int(t, env, span))
+            .collect::<Result<_>>()?,
         DataInit::Repeat(v, n) => {
             let v = eval_int(v, env, span)?;
             let n = eval_int(n, env, span)?;
@@ -947,7 +1246,14 @@ fn data_bytes(d: &dsl::DataItem, env: &Env) -> Result<Vec<u8>> {
         }
     };
     if values.len() as i64 != len {
-        return err(span, format!("`{}` declares {len} elements but has {}", d.name, values.len()));
+        return err(
+            span,
+            format!(
+                "`{}` declares {len} elements but has {}",
+                d.name,
+                values.len()
+            ),
+        );
     }
     let size = d.elem.size();
     let mut out = Vec::with_capacity(values.len() * size);
@@ -961,7 +1267,11 @@ fn data_bytes(d: &dsl::DataItem, env: &Env) -> Result<Vec<u8>> {
 pub fn emit(k: &KernelDef, c: &Kernel) -> TokenStream {
     let attrs = &k.attrs;
     let vis = &k.vis;
-    let static_name = format_ident!("{}", k.name.to_string().to_ascii_uppercase(), span = k.name.span());
+    let static_name = format_ident!(
+        "{}",
+        k.name.to_string().to_ascii_uppercase(),
+        span = k.name.span()
+    );
     let arg_tys = k.args.iter().map(|(_, t)| t);
     let ret = k.ret.as_ref().map(|t| quote!(-> #t));
     let name = &c.name;
@@ -1066,15 +1376,24 @@ mod tests {
     fn errors() {
         let e = |body: &str, vars: &str| {
             let src = format!("fn k(a: u64) {{ variants {{ {vars} }} {body}\n ret }}");
-            compile_str(&src).err().map(|e| e.to_string()).unwrap_or_default()
+            compile_str(&src)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
         };
         let avx2 = "avx2(level = avx2, width = 32)";
-        assert_eq!(e("vpcmpeqx ymm0, ymm1, ymm2", avx2), "unknown mnemonic `vpcmpeqx` (in `vpcmpeqx ymm0, ymm1, ymm2`, variant `avx2`)");
+        assert_eq!(
+            e("vpcmpeqx ymm0, ymm1, ymm2", avx2),
+            "unknown mnemonic `vpcmpeqx` (in `vpcmpeqx ymm0, ymm1, ymm2`, variant `avx2`)"
+        );
         assert!(e("vpcmpeqb k1, zmm0, zmm1", avx2).starts_with("`vpcmpeqb k1, zmm0, zmm1` needs AVX512BW, which variant `avx2` (level avx2) does not declare"));
         assert!(e("vpcmpeqb ymm0, rax", avx2).contains("vpcmpeqb has no form (ymm, gpr64)"));
         assert!(e("jmp nowhere", avx2).contains("unknown label"));
         assert!(e("mov rbx, 1", "r(level = avx2, raw)").contains("static check [callee-saved]"));
-        assert!(e("mov rbx, 1", avx2).is_empty(), "generated prologue saves rbx");
+        assert!(
+            e("mov rbx, 1", avx2).is_empty(),
+            "generated prologue saves rbx"
+        );
         assert!(e("vpxor ymm0, ymm0, ymm0", "r(level = avx2, raw)").contains("[vzeroupper]"));
     }
 
@@ -1093,7 +1412,20 @@ mod tests {
             }
         "#;
         let ks = compile_str(src).unwrap_or_else(|e| panic!("{e}"));
-        let texts: Vec<&str> = ks[0].variants[0].listing.iter().map(|l| l.text.as_str()).collect();
-        assert_eq!(&texts[..5], ["push r12", "push rbp", "mov rbp, rsp", "and rsp, -64", "sub rsp, 128"]);
+        let texts: Vec<&str> = ks[0].variants[0]
+            .listing
+            .iter()
+            .map(|l| l.text.as_str())
+            .collect();
+        assert_eq!(
+            &texts[..5],
+            [
+                "push r12",
+                "push rbp",
+                "mov rbp, rsp",
+                "and rsp, -64",
+                "sub rsp, 128"
+            ]
+        );
     }
 }

@@ -110,11 +110,24 @@ pub enum Stmt {
     /// `mnemonic operands`
     Instr { tokens: Vec<TokenTree> },
     /// `for i in a..b { .. }` / `a..=b`
-    For { var: Ident, start: Vec<TokenTree>, end: Vec<TokenTree>, inclusive: bool, body: Vec<Stmt> },
+    For {
+        var: Ident,
+        start: Vec<TokenTree>,
+        end: Vec<TokenTree>,
+        inclusive: bool,
+        body: Vec<Stmt>,
+    },
     /// `if cond { .. } else { .. }`
-    If { cond: Vec<TokenTree>, then: Vec<Stmt>, els: Vec<Stmt> },
+    If {
+        cond: Vec<TokenTree>,
+        then: Vec<Stmt>,
+        els: Vec<Stmt>,
+    },
     /// `name!(args)`
-    Call { name: Ident, args: Vec<Vec<TokenTree>> },
+    Call {
+        name: Ident,
+        args: Vec<Vec<TokenTree>>,
+    },
 }
 
 fn is_punct(t: &TokenTree, c: char) -> bool {
@@ -216,7 +229,10 @@ pub fn parse_block(input: TokenStream) -> Result<Block> {
         }
         // A kernel: [vis] fn name(args) [-> ret] { body }
         let Some(fn_pos) = (i..t.len()).find(|&j| is_ident(&t[j], "fn")) else {
-            return err(t[i].span(), "expected `const`, `data`, `macro` or a kernel `fn`");
+            return err(
+                t[i].span(),
+                "expected `const`, `data`, `macro` or a kernel `fn`",
+            );
         };
         let Some(body_pos) = (fn_pos..t.len()).find(|&j| brace(&t[j]).is_some()) else {
             return err(t[fn_pos].span(), "expected the kernel body `{ .. }`");
@@ -226,7 +242,9 @@ pub fn parse_block(input: TokenStream) -> Result<Block> {
         let body = brace(&t[body_pos]).unwrap_or_default();
         let attr_tokens: TokenStream = attrs.drain(..).collect();
         let parsed_attrs = syn::parse::Parser::parse2(syn::Attribute::parse_outer, attr_tokens)?;
-        block.kernels.push(parse_kernel(parsed_attrs, vis, sig, body)?);
+        block
+            .kernels
+            .push(parse_kernel(parsed_attrs, vis, sig, body)?);
         i = body_pos + 1;
     }
     if let Some(a) = attrs.first() {
@@ -245,7 +263,10 @@ fn expect_ident(t: &[TokenTree], i: usize) -> Result<Ident> {
     match t.get(i) {
         Some(TokenTree::Ident(id)) => Ok(id.clone()),
         Some(other) => err(other.span(), "expected a name"),
-        None => err(t.last().map_or_else(Span::call_site, |x| x.span()), "expected a name"),
+        None => err(
+            t.last().map_or_else(Span::call_site, |x| x.span()),
+            "expected a name",
+        ),
     }
 }
 
@@ -278,7 +299,9 @@ fn parse_data(t: &[TokenTree], span: Span) -> Result<DataItem> {
     let mut j = 3;
     let mut align = None;
     if t.get(j).is_some_and(|x| is_ident(x, "align")) {
-        let eq = (j..t.len()).find(|&k| is_punct(&t[k], '=')).unwrap_or(t.len());
+        let eq = (j..t.len())
+            .find(|&k| is_punct(&t[k], '='))
+            .unwrap_or(t.len());
         align = Some(t[j + 1..eq].to_vec());
         j = eq;
     }
@@ -296,7 +319,14 @@ fn parse_data(t: &[TokenTree], span: Span) -> Result<DataItem> {
         }
         _ => return err(span, "expected `= [..]`"),
     };
-    Ok(DataItem { name, elem, len, align, init, ty_text })
+    Ok(DataItem {
+        name,
+        elem,
+        len,
+        align,
+        init,
+        ty_text,
+    })
 }
 
 fn parse_kernel(
@@ -323,7 +353,11 @@ fn parse_kernel(
         } else {
             if a.path().is_ident("doc") {
                 if let syn::Meta::NameValue(nv) = &a.meta {
-                    if let syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(s), .. }) = &nv.value {
+                    if let syn::Expr::Lit(syn::ExprLit {
+                        lit: syn::Lit::Str(s),
+                        ..
+                    }) = &nv.value
+                    {
                         let line = s.value();
                         let line = line.trim();
                         if line.is_empty() {
@@ -347,16 +381,24 @@ fn parse_kernel(
         match a {
             syn::FnArg::Typed(pt) => {
                 let syn::Pat::Ident(pi) = &*pt.pat else {
-                    return err(syn::spanned::Spanned::span(&pt.pat), "arguments are plain names");
+                    return err(
+                        syn::spanned::Spanned::span(&pt.pat),
+                        "arguments are plain names",
+                    );
                 };
                 check_arg_type(&pt.ty)?;
                 args.push((pi.ident.clone(), (*pt.ty).clone()));
             }
-            syn::FnArg::Receiver(r) => return err(syn::spanned::Spanned::span(r), "kernels take no self"),
+            syn::FnArg::Receiver(r) => {
+                return err(syn::spanned::Spanned::span(r), "kernels take no self")
+            }
         }
     }
     if args.len() > 6 {
-        return err(sig.ident.span(), "at most six arguments (the SysV registers rdi, rsi, rdx, rcx, r8, r9)");
+        return err(
+            sig.ident.span(),
+            "at most six arguments (the SysV registers rdi, rsi, rdx, rcx, r8, r9)",
+        );
     }
     let ret = match &sig.output {
         syn::ReturnType::Default => None,
@@ -368,7 +410,13 @@ fn parse_kernel(
     let signature = {
         use quote::ToTokens;
         let s = sig.to_token_stream().to_string();
-        s.replace(" (", "(").replace(" ,", ",").replace(" :", ":").replace("* const", "*const").replace("* mut", "*mut").replace("( ", "(").replace(" )", ")")
+        s.replace(" (", "(")
+            .replace(" ,", ",")
+            .replace(" :", ":")
+            .replace("* const", "*const")
+            .replace("* mut", "*mut")
+            .replace("( ", "(")
+            .replace(" )", ")")
     };
     let mut toks: Vec<TokenTree> = body.into_iter().collect();
     let mut variants = Vec::new();
@@ -379,7 +427,10 @@ fn parse_kernel(
         }
     }
     if variants.is_empty() {
-        return err(sig.ident.span(), "a kernel needs `variants { name(level = .., width = ..), .. }`");
+        return err(
+            sig.ident.span(),
+            "a kernel needs `variants { name(level = .., width = ..), .. }`",
+        );
     }
     let body = parse_stmts(toks.into_iter().collect(), false)?;
     Ok(KernelDef {
@@ -416,7 +467,16 @@ fn check_arg_type(ty: &syn::Type) -> Result<()> {
         syn::Type::Path(p) => p.path.get_ident().is_some_and(|id| {
             matches!(
                 id.to_string().as_str(),
-                "u8" | "u16" | "u32" | "u64" | "i8" | "i16" | "i32" | "i64" | "usize" | "isize" | "bool"
+                "u8" | "u16"
+                    | "u32"
+                    | "u64"
+                    | "i8"
+                    | "i16"
+                    | "i32"
+                    | "i64"
+                    | "usize"
+                    | "isize"
+                    | "bool"
             )
         }),
         _ => false,
@@ -424,7 +484,10 @@ fn check_arg_type(ty: &syn::Type) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        err(syn::spanned::Spanned::span(ty), "kernel arguments and results are integers, bool or raw pointers")
+        err(
+            syn::spanned::Spanned::span(ty),
+            "kernel arguments and results are integers, bool or raw pointers",
+        )
     }
 }
 
@@ -433,7 +496,13 @@ fn parse_variants(ts: TokenStream) -> Result<Vec<VariantDef>> {
     let mut out = Vec::new();
     for v in split_commas(&toks) {
         let name = expect_ident(&v, 0)?;
-        let mut def = VariantDef { name: name.clone(), level: None, features: Vec::new(), width: None, raw: false };
+        let mut def = VariantDef {
+            name: name.clone(),
+            level: None,
+            features: Vec::new(),
+            width: None,
+            raw: false,
+        };
         match v.get(1) {
             Some(TokenTree::Group(g)) if g.delimiter() == Delimiter::Parenthesis => {
                 let inner: Vec<TokenTree> = g.stream().into_iter().collect();
@@ -445,7 +514,10 @@ fn parse_variants(ts: TokenStream) -> Result<Vec<VariantDef>> {
                         continue;
                     }
                     if !kv.get(1).is_some_and(|x| is_punct(x, '=')) {
-                        return err(key.span(), "expected `key = value` (level, features, width) or `raw`");
+                        return err(
+                            key.span(),
+                            "expected `key = value` (level, features, width) or `raw`",
+                        );
                     }
                     let val = &kv[2..];
                     match ks.as_str() {
@@ -460,7 +532,14 @@ fn parse_variants(ts: TokenStream) -> Result<Vec<VariantDef>> {
                             }
                             _ => return err(key.span(), "expected `features = [avx2, bmi2, ..]`"),
                         },
-                        _ => return err(key.span(), format!("unknown variant key `{ks}`; use level, features, width or raw")),
+                        _ => {
+                            return err(
+                                key.span(),
+                                format!(
+                                    "unknown variant key `{ks}`; use level, features, width or raw"
+                                ),
+                            )
+                        }
                     }
                 }
             }
@@ -484,7 +563,8 @@ pub fn parse_stmts(ts: TokenStream, _in_group: bool) -> Result<Vec<Stmt>> {
             i += 1;
             continue;
         }
-        if is_punct(tok, '#') && matches!(t.get(i + 1), Some(TokenTree::Group(g)) if g.delimiter() == Delimiter::Bracket)
+        if is_punct(tok, '#')
+            && matches!(t.get(i + 1), Some(TokenTree::Group(g)) if g.delimiter() == Delimiter::Bracket)
         {
             // `///` inside a body: a comment; the listing reads comments
             // from the source file.
@@ -492,7 +572,10 @@ pub fn parse_stmts(ts: TokenStream, _in_group: bool) -> Result<Vec<Stmt>> {
             continue;
         }
         let TokenTree::Ident(id) = tok else {
-            return err(tok.span(), "expected an instruction, label, `let`, `for`, `if` or a macro call");
+            return err(
+                tok.span(),
+                "expected an instruction, label, `let`, `for`, `if` or a macro call",
+            );
         };
         let kw = id.to_string();
         match kw.as_str() {
@@ -503,7 +586,11 @@ pub fn parse_stmts(ts: TokenStream, _in_group: bool) -> Result<Vec<Stmt>> {
                     return err(name.span(), format!("expected `{kw} name = value;`"));
                 }
                 let value = t[i + 3..end].to_vec();
-                out.push(if kw == "let" { Stmt::Let { name, value } } else { Stmt::Const { name, value } });
+                out.push(if kw == "let" {
+                    Stmt::Let { name, value }
+                } else {
+                    Stmt::Const { name, value }
+                });
                 i = end;
             }
             "for" => {
@@ -524,7 +611,13 @@ pub fn parse_stmts(ts: TokenStream, _in_group: bool) -> Result<Vec<Stmt>> {
                 let start = range[..dots].to_vec();
                 let end = range[dots + 2 + usize::from(inclusive)..].to_vec();
                 let body = parse_stmts(brace(&t[bpos]).unwrap_or_default(), true)?;
-                out.push(Stmt::For { var, start, end, inclusive, body });
+                out.push(Stmt::For {
+                    var,
+                    start,
+                    end,
+                    inclusive,
+                    body,
+                });
                 i = bpos + 1;
             }
             "if" => {
@@ -537,7 +630,10 @@ pub fn parse_stmts(ts: TokenStream, _in_group: bool) -> Result<Vec<Stmt>> {
                     if let Some(TokenTree::Group(g)) = t.get(i + 2) {
                         if g.delimiter() == Delimiter::Parenthesis {
                             let inner: Vec<TokenTree> = g.stream().into_iter().collect();
-                            out.push(Stmt::Call { name: id.clone(), args: split_commas(&inner) });
+                            out.push(Stmt::Call {
+                                name: id.clone(),
+                                args: split_commas(&inner),
+                            });
                             i += 3;
                             continue;
                         }
@@ -551,7 +647,9 @@ pub fn parse_stmts(ts: TokenStream, _in_group: bool) -> Result<Vec<Stmt>> {
                     }
                 }
                 let end = stmt_end(&t, i);
-                out.push(Stmt::Instr { tokens: t[i..end].to_vec() });
+                out.push(Stmt::Instr {
+                    tokens: t[i..end].to_vec(),
+                });
                 i = end;
             }
         }
@@ -626,9 +724,18 @@ pub struct Lin {
 impl Lin {
     fn from(v: Val) -> Lin {
         match v {
-            Val::Int(d) => Lin { disp: d, ..Lin::default() },
-            Val::Reg(r) => Lin { regs: vec![(r, 1)], ..Lin::default() },
-            Val::Sym(s) => Lin { syms: vec![(s, 1)], ..Lin::default() },
+            Val::Int(d) => Lin {
+                disp: d,
+                ..Lin::default()
+            },
+            Val::Reg(r) => Lin {
+                regs: vec![(r, 1)],
+                ..Lin::default()
+            },
+            Val::Sym(s) => Lin {
+                syms: vec![(s, 1)],
+                ..Lin::default()
+            },
             Val::Addr(l) => l,
         }
     }
@@ -686,7 +793,14 @@ impl Env {
                 16 => "xmm",
                 32 => "ymm",
                 64 => "zmm",
-                0 => return err(span, format!("`{name}` needs a vector width: declare `width = 16|32|64` on the variant")),
+                0 => {
+                    return err(
+                        span,
+                        format!(
+                        "`{name}` needs a vector width: declare `width = 16|32|64` on the variant"
+                    ),
+                    )
+                }
                 w => return err(span, format!("width {w} is not 16, 32 or 64")),
             };
             return match register_by_name(&format!("{prefix}{n}")) {
@@ -711,10 +825,16 @@ pub fn parse_int(s: &str) -> Option<i64> {
     } else {
         (s, 10)
     };
-    let digits = ["u8", "u16", "u32", "u64", "usize", "i8", "i16", "i32", "i64", "isize"]
-        .iter()
-        .find_map(|suf| digits.strip_suffix(suf).filter(|_| radix != 16 || !suf.is_empty()))
-        .unwrap_or(digits);
+    let digits = [
+        "u8", "u16", "u32", "u64", "usize", "i8", "i16", "i32", "i64", "isize",
+    ]
+    .iter()
+    .find_map(|suf| {
+        digits
+            .strip_suffix(suf)
+            .filter(|_| radix != 16 || !suf.is_empty())
+    })
+    .unwrap_or(digits);
     u64::from_str_radix(digits, radix).ok().map(|v| v as i64)
 }
 
@@ -723,10 +843,17 @@ pub fn eval(tokens: &[TokenTree], env: &Env, span: Span) -> Result<Val> {
     if tokens.is_empty() {
         return err(span, "expected an expression");
     }
-    let mut p = Parser { t: tokens, i: 0, env };
+    let mut p = Parser {
+        t: tokens,
+        i: 0,
+        env,
+    };
     let v = p.expr(0)?;
     if p.i < tokens.len() {
-        return err(tokens[p.i].span(), format!("unexpected `{}` in expression", tokens[p.i]));
+        return err(
+            tokens[p.i].span(),
+            format!("unexpected `{}` in expression", tokens[p.i]),
+        );
     }
     Ok(v)
 }
@@ -768,7 +895,11 @@ impl Parser<'_> {
     /// The binary operator at the cursor: (name, tokens, precedence).
     fn binop(&self) -> Option<(&'static str, usize, u8)> {
         let (c, sp) = punct_at(self.t, self.i)?;
-        let next = if sp == Spacing::Joint { punct_at(self.t, self.i + 1).map(|x| x.0) } else { None };
+        let next = if sp == Spacing::Joint {
+            punct_at(self.t, self.i + 1).map(|x| x.0)
+        } else {
+            None
+        };
         let two = match (c, next) {
             ('|', Some('|')) => Some(("||", 1)),
             ('&', Some('&')) => Some(("&&", 2)),
@@ -827,7 +958,10 @@ impl Parser<'_> {
                     ('-', other) => Ok(Val::Addr(Lin::from(other).scale(-1))),
                     ('~', Val::Int(v)) => Ok(Val::Int(!v)),
                     ('!', Val::Int(v)) => Ok(Val::Int(i64::from(v == 0))),
-                    (_, other) => err(t.span(), format!("`{c}` needs an integer, found {}", describe(&other))),
+                    (_, other) => err(
+                        t.span(),
+                        format!("`{c}` needs an integer, found {}", describe(&other)),
+                    ),
                 };
             }
         }
@@ -908,14 +1042,25 @@ fn apply(op: &str, a: Val, b: Val, span: Span) -> Result<Val> {
         return Ok(Val::Int(v));
     }
     match (op, a, b) {
-        ("==" | "!=", Val::Sym(x), Val::Sym(y)) => Ok(Val::Int(i64::from((x == y) == (op == "==")))),
-        ("==" | "!=", Val::Reg(x), Val::Reg(y)) => Ok(Val::Int(i64::from((x == y) == (op == "==")))),
+        ("==" | "!=", Val::Sym(x), Val::Sym(y)) => {
+            Ok(Val::Int(i64::from((x == y) == (op == "=="))))
+        }
+        ("==" | "!=", Val::Reg(x), Val::Reg(y)) => {
+            Ok(Val::Int(i64::from((x == y) == (op == "=="))))
+        }
         ("+", a, b) => Ok(Val::Addr(Lin::from(a).add(Lin::from(b)))),
         ("-", a, b) => Ok(Val::Addr(Lin::from(a).add(Lin::from(b).scale(-1)))),
         ("*", Val::Int(k), other) | ("*", other, Val::Int(k)) if !matches!(other, Val::Sym(_)) => {
             Ok(Val::Addr(Lin::from(other).scale(k)))
         }
-        (op, a, b) => err(span, format!("`{op}` cannot combine {} and {}", describe(&a), describe(&b))),
+        (op, a, b) => err(
+            span,
+            format!(
+                "`{op}` cannot combine {} and {}",
+                describe(&a),
+                describe(&b)
+            ),
+        ),
     }
 }
 
@@ -929,7 +1074,11 @@ mod tests {
 
     #[test]
     fn expressions() {
-        let mut env = Env { width: 32, variant: "avx2".into(), ..Env::default() };
+        let mut env = Env {
+            width: 32,
+            variant: "avx2".into(),
+            ..Env::default()
+        };
         env.ints.insert("i".into(), 3);
         let e = |s: &str| eval(&toks(s), &env, Span::call_site()).unwrap();
         assert_eq!(e("1 + 2 * 3"), Val::Int(7));

@@ -259,7 +259,9 @@ impl FeatureSet {
 
 impl fmt::Debug for FeatureSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_set().entries(self.iter().map(Feature::name)).finish()
+        f.debug_set()
+            .entries(self.iter().map(Feature::name))
+            .finish()
     }
 }
 

@@ -14,8 +14,8 @@ pub mod rt;
 #[cfg(feature = "frontend")]
 pub mod check;
 #[cfg(feature = "frontend")]
-pub mod isa;
-#[cfg(feature = "frontend")]
 pub mod compile;
 #[cfg(feature = "frontend")]
 pub mod dsl;
+#[cfg(feature = "frontend")]
+pub mod isa;

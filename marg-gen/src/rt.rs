@@ -83,11 +83,21 @@ pub enum SelectError {
     /// A forced level needs features the host lacks.
     LevelUnsupported { level: String, missing: FeatureSet },
     /// A per-kernel override names a variant the kernel does not have.
-    UnknownVariant { kernel: &'static str, variant: String },
+    UnknownVariant {
+        kernel: &'static str,
+        variant: String,
+    },
     /// The forced or requested variant needs features the host lacks.
-    VariantUnsupported { kernel: &'static str, variant: &'static str, missing: FeatureSet },
+    VariantUnsupported {
+        kernel: &'static str,
+        variant: &'static str,
+        missing: FeatureSet,
+    },
     /// No variant fits within the host (or forced level) features.
-    NoneRunnable { kernel: &'static str, allowed: FeatureSet },
+    NoneRunnable {
+        kernel: &'static str,
+        allowed: FeatureSet,
+    },
     /// The executable mapping could not be created.
     Map(String),
 }
@@ -146,10 +156,12 @@ impl KernelMeta {
         forced_variant: Option<&str>,
     ) -> Result<&'static VariantMeta, SelectError> {
         if let Some(name) = forced_variant.filter(|s| !s.is_empty()) {
-            let v = self.variant(name).ok_or_else(|| SelectError::UnknownVariant {
-                kernel: self.name,
-                variant: name.to_string(),
-            })?;
+            let v = self
+                .variant(name)
+                .ok_or_else(|| SelectError::UnknownVariant {
+                    kernel: self.name,
+                    variant: name.to_string(),
+                })?;
             let missing = v.features.difference(host);
             if !missing.is_empty() {
                 return Err(SelectError::VariantUnsupported {
@@ -165,7 +177,10 @@ impl KernelMeta {
             let set = level::by_name(l).ok_or_else(|| SelectError::UnknownLevel(l.to_string()))?;
             let missing = set.difference(host);
             if !missing.is_empty() {
-                return Err(SelectError::LevelUnsupported { level: l.to_string(), missing });
+                return Err(SelectError::LevelUnsupported {
+                    level: l.to_string(),
+                    missing,
+                });
             }
             allowed = set;
         }
@@ -173,13 +188,18 @@ impl KernelMeta {
             .iter()
             .filter(|v| v.features.is_subset(allowed))
             .max_by_key(|v| (v.features.len(), v.width))
-            .ok_or(SelectError::NoneRunnable { kernel: self.name, allowed })
+            .ok_or(SelectError::NoneRunnable {
+                kernel: self.name,
+                allowed,
+            })
     }
 
     /// The variants this host can run, in declaration order.
     pub fn runnable(&self) -> impl Iterator<Item = &'static VariantMeta> {
         let host = FeatureSet::host();
-        self.variants.iter().filter(move |v| v.features.is_subset(host))
+        self.variants
+            .iter()
+            .filter(move |v| v.features.is_subset(host))
     }
 }
 
@@ -209,7 +229,11 @@ impl<F: Copy + 'static> Kernel<F> {
     #[doc(hidden)]
     pub const fn new(meta: &'static KernelMeta) -> Self {
         assert!(core::mem::size_of::<F>() == core::mem::size_of::<*const u8>());
-        Kernel { meta, entry: AtomicPtr::new(core::ptr::null_mut()), _f: PhantomData }
+        Kernel {
+            meta,
+            entry: AtomicPtr::new(core::ptr::null_mut()),
+            _f: PhantomData,
+        }
     }
 
     /// The kernel's metadata.
@@ -269,10 +293,13 @@ impl<F: Copy + 'static> Kernel<F> {
     /// An entry point for one named variant, for differential tests and
     /// benchmarks. Fails if the host cannot run it.
     pub fn variant(&self, name: &str) -> Result<F, SelectError> {
-        let v = self.meta.variant(name).ok_or_else(|| SelectError::UnknownVariant {
-            kernel: self.meta.name,
-            variant: name.to_string(),
-        })?;
+        let v = self
+            .meta
+            .variant(name)
+            .ok_or_else(|| SelectError::UnknownVariant {
+                kernel: self.meta.name,
+                variant: name.to_string(),
+            })?;
         self.variant_of(v)
     }
 
@@ -340,7 +367,9 @@ fn map_executable(code: &[u8]) -> Result<*const u8, SelectError> {
         )
     };
     if p == libc::MAP_FAILED {
-        return Err(SelectError::Map(std::io::Error::last_os_error().to_string()));
+        return Err(SelectError::Map(
+            std::io::Error::last_os_error().to_string(),
+        ));
     }
     // SAFETY: `p` is a fresh writable mapping of `len >= code.len()` bytes
     // that nothing else references; the source is a distinct static slice.
@@ -381,8 +410,13 @@ mod tests {
             listing: &[],
         },
     ];
-    static META: KernelMeta =
-        KernelMeta { name: "add", signature: "", doc: "", secret: false, variants: &VARIANTS };
+    static META: KernelMeta = KernelMeta {
+        name: "add",
+        signature: "",
+        doc: "",
+        secret: false,
+        variants: &VARIANTS,
+    };
     static ADD: Kernel<unsafe extern "sysv64" fn(u64, u64) -> u64> = Kernel::new(&META);
 
     #[test]
@@ -396,9 +430,14 @@ mod tests {
     fn selection_rules() {
         let host = level::AVX2;
         assert_eq!(META.select_with(host, None, None).unwrap().name, "baseline");
-        assert_eq!(META.select_with(level::AVX512, None, None).unwrap().name, "avx512");
         assert_eq!(
-            META.select_with(level::AVX512, Some("avx2"), None).unwrap().name,
+            META.select_with(level::AVX512, None, None).unwrap().name,
+            "avx512"
+        );
+        assert_eq!(
+            META.select_with(level::AVX512, Some("avx2"), None)
+                .unwrap()
+                .name,
             "baseline"
         );
         assert!(matches!(

@@ -145,7 +145,9 @@ fn sum_bytes_all_variants() {
     let runnable = SUM_BYTES.runnable();
     assert!(!runnable.is_empty());
     for (v, f) in runnable {
-        for len in [0usize, 1, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 200, 999, 1000] {
+        for len in [
+            0usize, 1, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 200, 999, 1000,
+        ] {
             // SAFETY: `data` has at least `len` readable bytes.
             let got = unsafe { f(data.as_ptr(), len) };
             assert_eq!(got, sum_ref(&data[..len]), "variant {} len {len}", v.name);
@@ -188,8 +190,13 @@ fn data_prologue_and_stack() {
 fn metadata() {
     let m = SUM_BYTES.meta();
     assert_eq!(m.doc, "Sums the bytes of `ptr[..len]` (wrapping, as u64).");
-    assert_eq!(m.variants.iter().map(|v| v.width).collect::<Vec<_>>(), [16, 32, 64]);
+    assert_eq!(
+        m.variants.iter().map(|v| v.width).collect::<Vec<_>>(),
+        [16, 32, 64]
+    );
     let l = m.variants[0].listing;
-    assert!(l.iter().any(|l| l.comment == "running 64-bit sums" || l.comment == "whole vectors only"));
+    assert!(l
+        .iter()
+        .any(|l| l.comment == "running 64-bit sums" || l.comment == "whole vectors only"));
     assert!(l.iter().any(|l| l.text == "vec:"));
 }

@@ -4,7 +4,9 @@
 //! (`kernels::registry()`), whether or not this host can run them.
 
 use clap::{Parser, Subcommand};
-use iced_x86::{Decoder, DecoderOptions, FlowControl, Formatter, Instruction, IntelFormatter, OpKind};
+use iced_x86::{
+    Decoder, DecoderOptions, FlowControl, Formatter, Instruction, IntelFormatter, OpKind,
+};
 use marg_gen::check::{self, Input};
 use marg_gen::features::{level, Feature, FeatureSet};
 use marg_gen::rt::{KernelMeta, VariantMeta};
@@ -14,7 +16,11 @@ use std::process::ExitCode;
 mod examples;
 
 #[derive(Parser)]
-#[command(name = "marg-gen", version, about = "Inspect and check Marg's assembly kernels")]
+#[command(
+    name = "marg-gen",
+    version,
+    about = "Inspect and check Marg's assembly kernels"
+)]
 struct Cli {
     /// Use the built-in example kernels instead of the `kernels` crate
     /// (for testing the tool itself).
@@ -78,17 +84,39 @@ enum Cmd {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let reg = if cli.examples { examples::REGISTRY } else { kernels::registry() };
+    let reg = if cli.examples {
+        examples::REGISTRY
+    } else {
+        kernels::registry()
+    };
     let r = match cli.cmd {
         Cmd::List => list(reg),
         Cmd::Disasm { kernel, variant } => disasm(reg, &kernel, variant.as_deref()),
-        Cmd::Check { kernel, bytes, level, features, code_len, secret } => match bytes {
+        Cmd::Check {
+            kernel,
+            bytes,
+            level,
+            features,
+            code_len,
+            secret,
+        } => match bytes {
             Some(path) => check_bytes(&path, &level, &features, code_len, secret),
             None => check_registry(reg, kernel.as_deref()),
         },
-        Cmd::Mca { kernel, variant, cpu, loop_label, emit } => {
-            mca(reg, &kernel, variant.as_deref(), &cpu, loop_label.as_deref(), emit)
-        }
+        Cmd::Mca {
+            kernel,
+            variant,
+            cpu,
+            loop_label,
+            emit,
+        } => mca(
+            reg,
+            &kernel,
+            variant.as_deref(),
+            &cpu,
+            loop_label.as_deref(),
+            emit,
+        ),
     };
     match r {
         Ok(code) => code,
@@ -113,7 +141,11 @@ fn variants<'a>(k: &'a KernelMeta, only: Option<&str>) -> Result<Vec<&'a Variant
         None => Ok(k.variants.iter().collect()),
         Some(v) => k.variant(v).map(|x| vec![x]).ok_or_else(|| {
             let names: Vec<&str> = k.variants.iter().map(|v| v.name).collect();
-            format!("kernel `{}` has no variant `{v}`; variants: {}", k.name, names.join(", "))
+            format!(
+                "kernel `{}` has no variant `{v}`; variants: {}",
+                k.name,
+                names.join(", ")
+            )
         }),
     }
 }
@@ -131,7 +163,11 @@ fn list(reg: &[&'static KernelMeta]) -> Result<ExitCode> {
                 Ok(s) if std::ptr::eq(*s, v) => "*",
                 _ => " ",
             };
-            let runs = if v.features.is_subset(host) { "" } else { "  (not runnable here)" };
+            let runs = if v.features.is_subset(host) {
+                ""
+            } else {
+                "  (not runnable here)"
+            };
             println!(
                 "  {mark} {:<12} width {:>2}  {:>5} bytes code + {:>4} data  [{}]{runs}",
                 v.name,
@@ -195,8 +231,17 @@ fn disasm(reg: &[&'static KernelMeta], name: &str, only: Option<&str>) -> Result
             f.format(&ins, &mut text);
             if ins.is_ip_rel_memory_operand() {
                 let a = ins.ip_rel_memory_address() as u32;
-                if let Some(d) = v.listing.iter().find(|l| l.offset >= v.code_len && a >= l.offset && a < l.offset + l.len) {
-                    let name = d.text.trim_start_matches("data ").split(':').next().unwrap_or("");
+                if let Some(d) = v
+                    .listing
+                    .iter()
+                    .find(|l| l.offset >= v.code_len && a >= l.offset && a < l.offset + l.len)
+                {
+                    let name = d
+                        .text
+                        .trim_start_matches("data ")
+                        .split(':')
+                        .next()
+                        .unwrap_or("");
                     text.push_str(&format!(" -> {name}+{}", a - d.offset));
                 }
             }
@@ -209,12 +254,20 @@ fn disasm(reg: &[&'static KernelMeta], name: &str, only: Option<&str>) -> Result
             }
             println!("{}", line.trim_end());
         }
-        for l in v.listing.iter().filter(|l| l.offset >= v.code_len && l.len > 0) {
+        for l in v
+            .listing
+            .iter()
+            .filter(|l| l.offset >= v.code_len && l.len > 0)
+        {
             println!("{}", l.text);
             let data = &v.code[l.offset as usize..(l.offset + l.len) as usize];
             for (i, chunk) in data.chunks(16).enumerate() {
                 let hex: Vec<String> = chunk.iter().map(|b| format!("0x{b:02x}")).collect();
-                println!("  {:04x}  db {}", l.offset as usize + i * 16, hex.join(", "));
+                println!(
+                    "  {:04x}  db {}",
+                    l.offset as usize + i * 16,
+                    hex.join(", ")
+                );
             }
         }
     }
@@ -222,7 +275,12 @@ fn disasm(reg: &[&'static KernelMeta], name: &str, only: Option<&str>) -> Result
 }
 
 fn boundaries(v: &VariantMeta) -> Vec<u32> {
-    let set: BTreeSet<u32> = v.listing.iter().filter(|l| l.len > 0 && l.offset < v.code_len).map(|l| l.offset).collect();
+    let set: BTreeSet<u32> = v
+        .listing
+        .iter()
+        .filter(|l| l.len > 0 && l.offset < v.code_len)
+        .map(|l| l.offset)
+        .collect();
     set.into_iter().collect()
 }
 
@@ -257,7 +315,11 @@ fn check_registry(reg: &[&'static KernelMeta], only: Option<&str>) -> Result<Exi
         }
     }
     println!("{ok} variants pass, {bad} fail");
-    Ok(if bad == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if bad == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn check_bytes(
@@ -268,17 +330,25 @@ fn check_bytes(
     secret: bool,
 ) -> Result<ExitCode> {
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let mut set = level::by_name(lvl).ok_or_else(|| format!("unknown level `{lvl}`; use baseline, avx2, avx2_vaes or avx512"))?;
+    let mut set = level::by_name(lvl)
+        .ok_or_else(|| format!("unknown level `{lvl}`; use baseline, avx2, avx2_vaes or avx512"))?;
     for f in features {
         set = set.with(Feature::from_name(f).ok_or_else(|| format!("unknown feature `{f}`"))?);
     }
     let code_len = code_len.unwrap_or(bytes.len()).min(bytes.len());
-    let viol = check::check(&Input { secret, ..Input::new(&bytes, code_len, set) });
+    let viol = check::check(&Input {
+        secret,
+        ..Input::new(&bytes, code_len, set)
+    });
     for x in &viol {
         println!("{x}");
     }
     println!("{}: {} violation(s)", path.display(), viol.len());
-    Ok(if viol.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if viol.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn find_mca() -> Option<std::path::PathBuf> {
@@ -311,7 +381,10 @@ fn gnu_asm(v: &VariantMeta, loop_label: Option<&str>) -> Result<String> {
                 .offset as u64;
             let end = instrs
                 .iter()
-                .filter(|i| i.flow_control() == FlowControl::ConditionalBranch || i.flow_control() == FlowControl::UnconditionalBranch)
+                .filter(|i| {
+                    i.flow_control() == FlowControl::ConditionalBranch
+                        || i.flow_control() == FlowControl::UnconditionalBranch
+                })
                 .filter(|i| i.near_branch_target() == start)
                 .map(|i| i.ip())
                 .max()
@@ -325,7 +398,8 @@ fn gnu_asm(v: &VariantMeta, loop_label: Option<&str>) -> Result<String> {
         .map(|i| i.near_branch_target())
         .collect();
     let mut f = formatter();
-    f.options_mut().set_memory_size_options(iced_x86::MemorySizeOptions::Always);
+    f.options_mut()
+        .set_memory_size_options(iced_x86::MemorySizeOptions::Always);
     f.options_mut().set_rip_relative_addresses(true);
     let mut s = String::from(".intel_syntax noprefix\n");
     if loop_label.is_some() {
@@ -337,7 +411,11 @@ fn gnu_asm(v: &VariantMeta, loop_label: Option<&str>) -> Result<String> {
         }
         let mut t = String::new();
         if matches!(ins.op0_kind(), OpKind::NearBranch64) {
-            t = format!("{} L{:x}", ins.mnemonic().to_string_lower(), ins.near_branch_target());
+            t = format!(
+                "{} L{:x}",
+                ins.mnemonic().to_string_lower(),
+                ins.near_branch_target()
+            );
         } else {
             f.format(ins, &mut t);
         }
@@ -388,7 +466,12 @@ fn mca(
         eprintln!("marg-gen: llvm-mca not found (looked for llvm-mca-19, llvm-mca on PATH and /usr/lib/llvm-19/bin/llvm-mca); install LLVM 19 or use --emit to get the assembly");
         return Ok(ExitCode::from(2));
     };
-    let path = std::env::temp_dir().join(format!("marg-mca-{}-{}-{}.s", k.name, v.name, std::process::id()));
+    let path = std::env::temp_dir().join(format!(
+        "marg-mca-{}-{}-{}.s",
+        k.name,
+        v.name,
+        std::process::id()
+    ));
     std::fs::write(&path, asm).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     let status = std::process::Command::new(&tool)
         .arg(format!("-mcpu={cpu}"))
@@ -397,5 +480,9 @@ fn mca(
         .status()
         .map_err(|e| format!("cannot run {}: {e}", tool.display()))?;
     let _ = std::fs::remove_file(&path);
-    Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if status.success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
