@@ -294,7 +294,10 @@ fn render(tokens: &[TokenTree], env: &Env) -> String {
                         tight_before = true;
                         format!("{{{s}}}")
                     }
-                    Delimiter::Parenthesis => format!("({s})"),
+                    Delimiter::Parenthesis => {
+                        tight_before = true;
+                        format!("({s})")
+                    }
                     Delimiter::None => s,
                 };
             }

@@ -812,6 +812,31 @@ impl Env {
     }
 }
 
+/// Register-view functions: `xmm(v3)` is xmm3 whatever the width,
+/// `gpr32(rax)` is eax.
+pub const VIEWS: [&str; 7] = ["xmm", "ymm", "zmm", "gpr8", "gpr16", "gpr32", "gpr64"];
+
+/// The `kind` view of `r` (same register number, other class or size).
+pub fn view(kind: &str, r: Register) -> Option<Register> {
+    let is_vec = r.is_xmm() || r.is_ymm() || r.is_zmm();
+    Register::values().find(|c| match kind {
+        "xmm" => is_vec && c.is_xmm() && c.number() == r.number(),
+        "ymm" => is_vec && c.is_ymm() && c.number() == r.number(),
+        "zmm" => is_vec && c.is_zmm() && c.number() == r.number(),
+        _ => {
+            let bits: usize = kind[3..].parse().unwrap_or(0);
+            r.is_gpr()
+                && c.is_gpr()
+                && c.size() * 8 == bits
+                && c.full_register() == r.full_register()
+                && !matches!(
+                    *c,
+                    Register::AH | Register::CH | Register::DH | Register::BH
+                )
+        }
+    })
+}
+
 /// Parses an integer literal (`0x0d`, `0b1010`, `1_000`, optional integer suffix).
 pub fn parse_int(s: &str) -> Option<i64> {
     let s = s.replace('_', "");
@@ -992,6 +1017,31 @@ impl Parser<'_> {
                         }
                     }
                 }
+                // `xmm(v3)`, `gpr32(idx)`: another view of a register.
+                if VIEWS.contains(&name.as_str()) {
+                    if let Some(TokenTree::Group(g)) = self.t.get(self.i) {
+                        if g.delimiter() == Delimiter::Parenthesis {
+                            self.i += 1;
+                            let inner: Vec<TokenTree> = g.stream().into_iter().collect();
+                            return match eval(&inner, self.env, g.span())? {
+                                Val::Reg(r) => match view(&name, r) {
+                                    Some(v) => Ok(Val::Reg(v)),
+                                    None => err(
+                                        g.span(),
+                                        format!("`{name}(..)` has no view of this register"),
+                                    ),
+                                },
+                                other => err(
+                                    g.span(),
+                                    format!(
+                                        "`{name}(..)` takes a register, found {}",
+                                        describe(&other)
+                                    ),
+                                ),
+                            };
+                        }
+                    }
+                }
                 match name.as_str() {
                     "true" => return Ok(Val::Int(1)),
                     "false" => return Ok(Val::Int(0)),
@@ -1093,6 +1143,10 @@ mod tests {
         assert_eq!(e("1_000 + 0b11"), Val::Int(1003));
         assert_eq!(e("v{i+1}"), Val::Reg(Register::YMM4));
         assert_eq!(e("r{8 + i}"), Val::Reg(Register::R11));
+        assert_eq!(e("xmm(v{i})"), Val::Reg(Register::XMM3));
+        assert_eq!(e("gpr32(r{8 + i})"), Val::Reg(Register::R11D));
+        assert_eq!(e("gpr8(rax)"), Val::Reg(Register::AL));
+        assert_eq!(e("gpr64(esi)"), Val::Reg(Register::RSI));
         match e("rdi + rcx*4 - 8") {
             Val::Addr(l) => {
                 assert_eq!(l.regs, vec![(Register::RDI, 1), (Register::RCX, 4)]);

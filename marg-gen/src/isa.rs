@@ -467,16 +467,18 @@ fn build(code: Code, p: &Parsed) -> Option<Instruction> {
                     ins.set_memory_displacement64(m.disp as u64);
                 } else {
                     let d = m.disp;
-                    let size = if d == 0 {
+                    if !(i32::MIN as i64..=i32::MAX as i64).contains(&d) {
+                        return None;
+                    }
+                    // iced wants 1 for a disp8 and the address size (8)
+                    // for a disp32 with 64-bit addressing.
+                    let size = if d == 0 && m.base != Register::None {
                         0
-                    } else if (-128..=127).contains(&d) {
+                    } else if (-128..=127).contains(&d) && m.base != Register::None {
                         1
                     } else {
-                        4
+                        8
                     };
-                    // `[rbp]`/`[r13]` need a displacement byte; the encoder
-                    // adds it, but a displacement-only operand needs size 4.
-                    let size = if m.base == Register::None { 4 } else { size };
                     ins.set_memory_displ_size(size);
                     ins.set_memory_displacement64(d as u64);
                 }
@@ -769,6 +771,10 @@ mod tests {
         ));
         let p = Parsed::new("add", vec![mem("rdi", 0, Some(4)), Operand::Imm(1)]);
         assert_eq!(text(&p), "add dword ptr [rdi],1");
+        let p = Parsed::new("lea", vec![reg("rcx"), mem("rax", 128, None)]);
+        assert_eq!(text(&p), "lea rcx,[rax+80h]");
+        let p = Parsed::new("lea", vec![reg("rcx"), mem("rsp", -4096, None)]);
+        assert_eq!(text(&p), "lea rcx,[rsp-1000h]");
         let p = Parsed::new("movzx", vec![reg("eax"), mem("rdi", -1, Some(1))]);
         assert_eq!(text(&p), "movzx eax,byte ptr [rdi-1]");
         let mut p = Parsed::new(
