@@ -750,12 +750,8 @@ impl Lin {
         self
     }
     fn add(mut self, o: Lin) -> Lin {
-        for (r, k) in o.regs {
-            match self.regs.iter_mut().find(|x| x.0 == r) {
-                Some(x) => x.1 += k,
-                None => self.regs.push((r, k)),
-            }
-        }
+        // Terms stay separate: `[r + r*4]` is base r, index r, scale 4.
+        self.regs.extend(o.regs);
         self.regs.retain(|x| x.1 != 0);
         self.syms.extend(o.syms);
         self.disp = self.disp.wrapping_add(o.disp);
@@ -1146,6 +1142,10 @@ mod tests {
         assert_eq!(e("xmm(v{i})"), Val::Reg(Register::XMM3));
         assert_eq!(e("gpr32(r{8 + i})"), Val::Reg(Register::R11D));
         assert_eq!(e("gpr8(rax)"), Val::Reg(Register::AL));
+        match e("rax + rax * 4") {
+            Val::Addr(l) => assert_eq!(l.regs, vec![(Register::RAX, 1), (Register::RAX, 4)]),
+            other => panic!("{other:?}"),
+        }
         assert_eq!(e("gpr64(esi)"), Val::Reg(Register::RSI));
         match e("rdi + rcx*4 - 8") {
             Val::Addr(l) => {
