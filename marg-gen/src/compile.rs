@@ -1400,6 +1400,48 @@ mod tests {
         assert!(e("vpxor ymm0, ymm0, ymm0", "r(level = avx2, raw)").contains("[vzeroupper]"));
     }
 
+    /// The example of book/src/dsl.md.
+    #[test]
+    fn book_example() {
+        let src = r#"
+            data NEWLINES: [u8; 64] align 64 = [0x0a; 64];
+            macro cmpeq_mask(dst, a, mem) {
+                if W == 16 { movdqu v1, mem; pcmpeqb v1, a; pmovmskb gpr32(dst), v1 }
+                else if W == 32 { vpcmpeqb v1, a, mem; vpmovmskb gpr32(dst), v1 }
+                else { vpcmpeqb k1, a, mem; kmovq dst, k1 }
+            }
+            pub fn count_newlines(ptr: *const u8, len: usize) -> usize {
+                variants {
+                    baseline(level = baseline, width = 16),
+                    avx2(level = avx2, width = 32),
+                    avx512(level = avx512, width = 64),
+                }
+                let nl = v0
+                let idx = rcx
+                let count = rax
+                if W == 16 { movdqa nl, [NEWLINES] }
+                else if W == 32 { vmovdqa nl, [NEWLINES] }
+                else { vmovdqa64 nl, [NEWLINES] }
+                xor count, count
+                xor idx, idx
+                test len, len
+                jz done
+                top:
+                cmpeq_mask!(rdx, nl, [ptr + idx])
+                popcnt rdx, rdx
+                add count, rdx
+                add idx, W
+                cmp idx, len
+                jb top
+                done:
+                rep stosb
+                ret
+            }
+        "#;
+        let ks = compile_str(src).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(ks[0].variants.len(), 3);
+    }
+
     #[test]
     fn stack_frame_and_masks() {
         let src = r#"

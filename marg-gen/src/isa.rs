@@ -532,6 +532,11 @@ fn encoded_len(ins: &Instruction) -> usize {
 /// left for the caller (`Operand::Label` operands get op kind
 /// `NearBranch64`).
 pub fn assemble(p: &Parsed) -> Result<Instruction, MatchError> {
+    if p.ops.is_empty() {
+        if let Some(ins) = string_instruction(p) {
+            return Ok(ins);
+        }
+    }
     let name = canonical_mnemonic(&p.mnemonic);
     let Some(codes) = table().get(&name) else {
         return Err(MatchError::UnknownMnemonic(p.mnemonic.clone()));
@@ -593,6 +598,44 @@ pub fn assemble(p: &Parsed) -> Result<Instruction, MatchError> {
     }
     matches.sort_by_key(|m| (m.0, m.1));
     Ok(matches.swap_remove(0).2)
+}
+
+/// `movsb`, `rep stosq`, `repne scasb`, ...: string instructions written
+/// without operands (their operands are implicit in Intel syntax).
+fn string_instruction(p: &Parsed) -> Option<Instruction> {
+    use iced_x86::RepPrefixKind as R;
+    let rep = if p.repne {
+        R::Repne
+    } else if p.rep {
+        R::Repe
+    } else {
+        R::None
+    };
+    let n = Register::None;
+    let r = match p.mnemonic.as_str() {
+        "movsb" => Instruction::with_movsb(64, n, rep),
+        "movsw" => Instruction::with_movsw(64, n, rep),
+        "movsd" => Instruction::with_movsd(64, n, rep),
+        "movsq" => Instruction::with_movsq(64, n, rep),
+        "stosb" => Instruction::with_stosb(64, rep),
+        "stosw" => Instruction::with_stosw(64, rep),
+        "stosd" => Instruction::with_stosd(64, rep),
+        "stosq" => Instruction::with_stosq(64, rep),
+        "lodsb" => Instruction::with_lodsb(64, n, rep),
+        "lodsw" => Instruction::with_lodsw(64, n, rep),
+        "lodsd" => Instruction::with_lodsd(64, n, rep),
+        "lodsq" => Instruction::with_lodsq(64, n, rep),
+        "scasb" => Instruction::with_scasb(64, rep),
+        "scasw" => Instruction::with_scasw(64, rep),
+        "scasd" => Instruction::with_scasd(64, rep),
+        "scasq" => Instruction::with_scasq(64, rep),
+        "cmpsb" => Instruction::with_cmpsb(64, n, rep),
+        "cmpsw" => Instruction::with_cmpsw(64, n, rep),
+        "cmpsd" => Instruction::with_cmpsd(64, n, rep),
+        "cmpsq" => Instruction::with_cmpsq(64, n, rep),
+        _ => return None,
+    };
+    r.ok()
 }
 
 /// Every mnemonic the matcher knows (for tests and suggestions).
@@ -783,6 +826,16 @@ mod tests {
         );
         p.broadcast = true;
         assert_eq!(text(&p), "vpaddd zmm0,zmm1,[rdi]{1to16}");
+    }
+
+    #[test]
+    fn string_instructions() {
+        let mut p = Parsed::new("movsb", vec![]);
+        p.rep = true;
+        assert_eq!(text(&p), "rep movsb [rdi],[rsi]");
+        let mut p = Parsed::new("scasb", vec![]);
+        p.repne = true;
+        assert_eq!(assemble(&p).unwrap().code(), Code::Scasb_AL_m8);
     }
 
     #[test]
