@@ -598,7 +598,7 @@ pub fn parse_stmts(ts: TokenStream, _in_group: bool) -> Result<Vec<Stmt>> {
                 if !t.get(i + 2).is_some_and(|x| is_ident(x, "in")) {
                     return err(var.span(), "expected `for i in a..b { .. }`");
                 }
-                let Some(bpos) = (i + 3..t.len()).find(|&j| brace(&t[j]).is_some()) else {
+                let Some(bpos) = body_brace(&t, i + 3) else {
                     return err(var.span(), "expected the loop body `{ .. }`");
                 };
                 let range = &t[i + 3..bpos];
@@ -675,8 +675,18 @@ fn stmt_end(t: &[TokenTree], i: usize) -> usize {
     j
 }
 
+/// The first brace group from `from` that is a body, not the index of
+/// `v{i}`.
+fn body_brace(t: &[TokenTree], from: usize) -> Option<usize> {
+    (from..t.len()).find(|&j| {
+        brace(&t[j]).is_some()
+            && !(j > 0
+                && matches!(&t[j - 1], TokenTree::Ident(id) if INDEXED_PREFIXES.contains(&id.to_string().as_str())))
+    })
+}
+
 fn parse_if(t: &[TokenTree], i: usize) -> Result<(Stmt, usize)> {
-    let Some(bpos) = (i + 1..t.len()).find(|&j| brace(&t[j]).is_some()) else {
+    let Some(bpos) = body_brace(t, i + 1) else {
         return err(t[i].span(), "expected `if cond { .. }`");
     };
     let cond = t[i + 1..bpos].to_vec();
@@ -1158,7 +1168,7 @@ mod tests {
 
     #[test]
     fn statements_split_at_line_ends() {
-        let src = "xor eax, eax\n top:\n add eax, 1; cmp eax, 3\n jb top\n for i in 0..2 { nop }\n if W == 16 { nop } \n else { int3 }\n m!(a, b)\n ret";
+        let src = "if r{1} == rcx { nop }\n xor eax, eax\n top:\n add eax, 1; cmp eax, 3\n jb top\n for i in 0..2 { nop }\n if W == 16 { nop } \n else { int3 }\n m!(a, b)\n ret";
         let stmts = parse_stmts(src.parse().unwrap(), false).unwrap();
         let kinds: Vec<&str> = stmts
             .iter()
@@ -1166,14 +1176,12 @@ mod tests {
                 Stmt::Instr { .. } => "i",
                 Stmt::Label { .. } => "l",
                 Stmt::For { .. } => "f",
-                Stmt::If { els, .. } => {
-                    assert_eq!(els.len(), 1);
-                    "if"
-                }
+                Stmt::If { .. } => "if",
                 Stmt::Call { .. } => "c",
                 _ => "?",
             })
             .collect();
-        assert_eq!(kinds, ["i", "l", "i", "i", "i", "f", "if", "c", "i"]);
+        assert_eq!(kinds, ["if", "i", "l", "i", "i", "i", "f", "if", "c", "i"]);
+        assert!(matches!(&stmts[7], Stmt::If { els, .. } if els.len() == 1));
     }
 }
