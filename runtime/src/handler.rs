@@ -531,10 +531,13 @@ where
 
 /// A body to be sent from a file with `sendfile(2)` after the head.
 #[derive(Debug)]
-pub(crate) struct FileBody {
-    pub(crate) file: File,
-    pub(crate) offset: u64,
-    pub(crate) len: u64,
+pub struct FileBody {
+    /// The open file.
+    pub file: File,
+    /// Next byte to send.
+    pub offset: u64,
+    /// Bytes left to send.
+    pub len: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -738,9 +741,14 @@ impl<'a> Response<'a> {
         self.state = WriteState::Done;
     }
 
-    /// Whether the handler wrote anything at all.
-    pub(crate) fn started(&self) -> bool {
-        self.state != WriteState::Fresh
+    /// Discards everything written so far and starts over (after a handler
+    /// panicked).
+    pub(crate) fn discard_all(&mut self) {
+        self.out.truncate(self.start);
+        self.file = None;
+        self.state = WriteState::Fresh;
+        self.status = 200;
+        self.body_len = 0;
     }
 
     fn write_status_line(&mut self) {

@@ -1,0 +1,758 @@
+//! The HTTP/1.1 request-head parser and chunked-body decoder (RFC 9112),
+//! one tight pass over a byte slice that records offsets, built on the
+//! scanning kernels. No allocation, no copies: the caller keeps the bytes.
+//!
+//! The parser is strict where leniency opens request-smuggling doors: every
+//! line must end in CRLF (bare CR or LF is an error), no obs-fold, no
+//! whitespace between a field name and its colon, no control bytes in
+//! values, exactly one well-formed `Content-Length`, `Transfer-Encoding` only
+//! as a lone `chunked` and never together with `Content-Length`, exactly one
+//! `Host` in HTTP/1.1.
+
+use kernels::http1::{
+    eq_ignore_ascii_case, find_byte2, find_header_end, parse_decimal, parse_hex, scan_field_value,
+    scan_target, scan_token, Digits,
+};
+
+use crate::handler::{HeaderSpan, Version};
+
+/// Size limits for one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest header block (request line + fields + CRLF CRLF) -> 431.
+    pub max_header_bytes: usize,
+    /// Longest request-target -> 414.
+    pub max_target: usize,
+    /// Largest request body (after de-chunking) -> 413.
+    pub max_body: u64,
+    /// Most header fields -> 431.
+    pub max_headers: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_header_bytes: 16 * 1024, max_target: 8 * 1024, max_body: 1024 * 1024, max_headers: 100 }
+    }
+}
+
+/// Why a request was rejected. [`ParseError::status`] gives the response
+/// status; the connection is closed after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParseError {
+    /// The method is empty or not a token, or not followed by one SP.
+    InvalidMethod,
+    /// The request-target is empty, has a byte outside `0x21..=0x7E`, or is
+    /// not followed by one SP.
+    InvalidTarget,
+    /// The request-target is longer than [`Limits::max_target`].
+    TargetTooLong,
+    /// The HTTP-version is malformed.
+    InvalidVersion,
+    /// The HTTP-version is well-formed but not 1.0 or 1.1.
+    UnsupportedVersion,
+    /// A line ends in LF without CR.
+    BareLf,
+    /// A CR is not followed by LF.
+    BareCr,
+    /// A field line starts with whitespace (obsolete line folding).
+    ObsFold,
+    /// Whitespace between a field name and its colon.
+    WhitespaceBeforeColon,
+    /// A field name is empty, not a token, or has no colon.
+    InvalidHeaderName,
+    /// A field value contains NUL, DEL or another control byte.
+    InvalidHeaderValue,
+    /// The header block exceeds [`Limits::max_header_bytes`].
+    HeadersTooLarge,
+    /// More than [`Limits::max_headers`] fields.
+    TooManyHeaders,
+    /// HTTP/1.1 request without `Host`.
+    MissingHost,
+    /// More than one `Host` field.
+    DuplicateHost,
+    /// Both `Transfer-Encoding` and `Content-Length`.
+    ContentLengthWithTransferEncoding,
+    /// More than one `Content-Length` field.
+    DuplicateContentLength,
+    /// `Content-Length` is not a plain decimal number (or overflows).
+    InvalidContentLength,
+    /// `Transfer-Encoding` other than a single final `chunked`, or any
+    /// `Transfer-Encoding` in an HTTP/1.0 request.
+    UnsupportedTransferEncoding,
+    /// The declared or de-chunked body exceeds [`Limits::max_body`].
+    BodyTooLarge,
+    /// A chunk-size line is malformed.
+    InvalidChunkSize,
+    /// A chunk size does not fit in 64 bits.
+    ChunkSizeOverflow,
+    /// Chunk data is not followed by CRLF.
+    InvalidChunkTerminator,
+    /// A malformed trailer field.
+    InvalidTrailer,
+    /// An `Expect` other than `100-continue`.
+    UnsupportedExpectation,
+}
+
+impl ParseError {
+    /// The status code the server answers with.
+    pub fn status(self) -> u16 {
+        match self {
+            ParseError::TargetTooLong => 414,
+            ParseError::HeadersTooLarge | ParseError::TooManyHeaders => 431,
+            ParseError::BodyTooLarge => 413,
+            ParseError::UnsupportedVersion => 505,
+            ParseError::UnsupportedExpectation => 417,
+            _ => 400,
+        }
+    }
+
+    /// A short human-readable explanation (also the response body).
+    pub fn message(self) -> &'static str {
+        match self {
+            ParseError::InvalidMethod => "invalid method",
+            ParseError::InvalidTarget => "invalid request-target",
+            ParseError::TargetTooLong => "request-target too long",
+            ParseError::InvalidVersion => "invalid HTTP version",
+            ParseError::UnsupportedVersion => "HTTP version not supported",
+            ParseError::BareLf => "line ends in LF without CR",
+            ParseError::BareCr => "CR not followed by LF",
+            ParseError::ObsFold => "obsolete line folding",
+            ParseError::WhitespaceBeforeColon => "whitespace before colon in field",
+            ParseError::InvalidHeaderName => "invalid field name",
+            ParseError::InvalidHeaderValue => "control byte in field value",
+            ParseError::HeadersTooLarge => "header block too large",
+            ParseError::TooManyHeaders => "too many header fields",
+            ParseError::MissingHost => "missing Host",
+            ParseError::DuplicateHost => "duplicate Host",
+            ParseError::ContentLengthWithTransferEncoding => "both Content-Length and Transfer-Encoding",
+            ParseError::DuplicateContentLength => "duplicate Content-Length",
+            ParseError::InvalidContentLength => "invalid Content-Length",
+            ParseError::UnsupportedTransferEncoding => "unsupported Transfer-Encoding",
+            ParseError::BodyTooLarge => "body too large",
+            ParseError::InvalidChunkSize => "invalid chunk size",
+            ParseError::ChunkSizeOverflow => "chunk size overflow",
+            ParseError::InvalidChunkTerminator => "chunk data not followed by CRLF",
+            ParseError::InvalidTrailer => "invalid trailer field",
+            ParseError::UnsupportedExpectation => "unsupported expectation",
+        }
+    }
+}
+
+impl std::fmt::Display for ParseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.message(), self.status())
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+/// How the request body is framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyKind {
+    /// No body.
+    None,
+    /// `Content-Length: n` (n > 0).
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+}
+
+/// A parsed request head: offsets relative to the start of the parsed slice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Head {
+    /// Length of the head including the final CRLF CRLF (and any leading
+    /// empty lines that were skipped).
+    pub len: usize,
+    /// Method: start and end offsets.
+    pub method: (u32, u32),
+    /// Request-target: start and end offsets.
+    pub target: (u32, u32),
+    /// The version.
+    pub version: Version,
+    /// Number of header spans written.
+    pub headers: usize,
+    /// Body framing.
+    pub body: BodyKind,
+    /// Whether the connection may stay open after the response (version
+    /// default adjusted by `Connection`).
+    pub keep_alive: bool,
+    /// `Expect: 100-continue` was sent.
+    pub expect_continue: bool,
+}
+
+/// Result of parsing a possibly incomplete head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Parsed {
+    /// The head is complete.
+    Complete(Head),
+    /// More bytes are needed; nothing wrong so far.
+    Partial,
+}
+
+/// Parses a request head from the start of `buf` into `spans` (at most
+/// `spans.len()` fields; the limit is `limits.max_headers` capped at that).
+/// Detects errors in incomplete input as early as possible (bare LF, a
+/// target or head over its limit), so that a bad client is answered without
+/// waiting for a timeout.
+pub fn parse_head(buf: &[u8], limits: &Limits, spans: &mut [HeaderSpan]) -> Result<Parsed, ParseError> {
+    // RFC 9112 §2.2: ignore at least one empty line before the request-line
+    // (we ignore up to four).
+    let mut skip = 0;
+    while skip < 8 && buf.len() >= skip + 2 && buf[skip] == b'\r' && buf[skip + 1] == b'\n' {
+        skip += 2;
+    }
+    if buf.len() == skip || (buf.len() == skip + 1 && buf[skip] == b'\r') {
+        return Ok(Parsed::Partial);
+    }
+    // Only the first `max_header_bytes` count; the result is the same
+    // however the input was split into reads.
+    let window = &buf[..buf.len().min(skip + limits.max_header_bytes)];
+    let bytes = match find_header_end(&window[skip..]) {
+        Some(e) => &window[..skip + e],
+        None => window,
+    };
+    match parse_lines(bytes, skip, limits, spans)? {
+        Some(head) => Ok(Parsed::Complete(head)),
+        None if buf.len() >= skip + limits.max_header_bytes => Err(ParseError::HeadersTooLarge),
+        None => Ok(Parsed::Partial),
+    }
+}
+
+/// Ends of a line at `buf[i]`: `Ok(Some(()))` for CRLF, `Ok(None)` if more
+/// input is needed, an error for bare CR / bare LF.
+#[inline(always)]
+fn expect_crlf(buf: &[u8], i: usize) -> Result<Option<()>, ParseError> {
+    match buf.get(i) {
+        None => Ok(None),
+        Some(b'\r') => match buf.get(i + 1) {
+            None => Ok(None),
+            Some(b'\n') => Ok(Some(())),
+            Some(_) => Err(ParseError::BareCr),
+        },
+        Some(b'\n') => Err(ParseError::BareLf),
+        Some(_) => Err(ParseError::InvalidHeaderValue),
+    }
+}
+
+/// The line parser. `Ok(None)` means the input ended before the head did.
+#[inline]
+fn parse_lines(
+    buf: &[u8],
+    skip: usize,
+    limits: &Limits,
+    spans: &mut [HeaderSpan],
+) -> Result<Option<Head>, ParseError> {
+    let mut i = skip;
+    match buf.get(i) {
+        None => return Ok(None),
+        Some(b'\n') => return Err(ParseError::BareLf),
+        Some(b'\r') if buf.get(i + 1).is_some_and(|&b| b != b'\n') => return Err(ParseError::BareCr),
+        _ => {}
+    }
+
+    // method SP
+    let m0 = i;
+    let mlen = scan_token(&buf[i..]);
+    i += mlen;
+    match buf.get(i) {
+        None => return Ok(None),
+        Some(b' ') if mlen > 0 => {}
+        Some(b'\n') => return Err(ParseError::BareLf),
+        _ => return Err(ParseError::InvalidMethod),
+    }
+    let method = (m0 as u32, i as u32);
+    i += 1;
+
+    // request-target SP
+    let t0 = i;
+    let tlen = scan_target(&buf[i..]);
+    if tlen > limits.max_target {
+        return Err(ParseError::TargetTooLong);
+    }
+    i += tlen;
+    match buf.get(i) {
+        None => return Ok(None),
+        Some(b' ') if tlen > 0 => {}
+        Some(b'\n') => return Err(ParseError::BareLf),
+        _ => return Err(ParseError::InvalidTarget),
+    }
+    let target = (t0 as u32, i as u32);
+    i += 1;
+
+    // HTTP-version CRLF
+    let v = &buf[i..];
+    let version = if v.len() < 8 {
+        if !could_be_version(v) {
+            return Err(ParseError::InvalidVersion);
+        }
+        return Ok(None);
+    } else {
+        match &v[..8] {
+            b"HTTP/1.1" => Version::Http11,
+            b"HTTP/1.0" => Version::Http10,
+            other => return Err(version_error(other)),
+        }
+    };
+    i += 8;
+    match expect_crlf(buf, i) {
+        Ok(Some(())) => i += 2,
+        Ok(None) => return Ok(None),
+        Err(ParseError::InvalidHeaderValue) => return Err(ParseError::InvalidVersion),
+        Err(e) => return Err(e),
+    }
+
+    let mut n = 0usize;
+    let max_headers = limits.max_headers.min(spans.len());
+    let mut content_length: Option<u64> = None;
+    let mut chunked = false;
+    let mut te_seen = false;
+    let mut hosts = 0u32;
+    let mut conn_close = false;
+    let mut conn_keep_alive = false;
+    let mut expect_continue = false;
+
+    loop {
+        // End of head, or the next field line.
+        match buf.get(i) {
+            None => return Ok(None),
+            Some(b'\r') => match buf.get(i + 1) {
+                None => return Ok(None),
+                Some(b'\n') => {
+                    i += 2;
+                    break;
+                }
+                Some(_) => return Err(ParseError::BareCr),
+            },
+            Some(b'\n') => return Err(ParseError::BareLf),
+            Some(b' ') | Some(b'\t') => return Err(ParseError::ObsFold),
+            Some(_) => {}
+        }
+        let n0 = i;
+        let nlen = scan_token(&buf[i..]);
+        i += nlen;
+        match buf.get(i) {
+            None => return Ok(None),
+            Some(b':') if nlen > 0 => {}
+            Some(b' ') | Some(b'\t') if nlen > 0 => return Err(ParseError::WhitespaceBeforeColon),
+            Some(b'\n') => return Err(ParseError::BareLf),
+            Some(b'\r') if buf.get(i + 1).is_some_and(|&b| b != b'\n') => return Err(ParseError::BareCr),
+            _ => return Err(ParseError::InvalidHeaderName),
+        }
+        let name_end = i;
+        i += 1;
+        while matches!(buf.get(i), Some(b' ') | Some(b'\t')) {
+            i += 1;
+        }
+        let v0 = i;
+        i += scan_field_value(&buf[i..]);
+        let mut v1 = i;
+        match expect_crlf(buf, i)? {
+            Some(()) => i += 2,
+            None => return Ok(None),
+        }
+        while v1 > v0 && matches!(buf[v1 - 1], b' ' | b'\t') {
+            v1 -= 1;
+        }
+        if n >= max_headers {
+            return Err(ParseError::TooManyHeaders);
+        }
+        spans[n] = HeaderSpan { name: (n0 as u32, name_end as u32), value: (v0 as u32, v1 as u32) };
+        n += 1;
+
+        // Fields with framing or connection semantics.
+        let name = &buf[n0..name_end];
+        let value = &buf[v0..v1];
+        match name.len() {
+            4 if eq_ignore_ascii_case(name, b"host") => hosts += 1,
+            6 if eq_ignore_ascii_case(name, b"expect") => {
+                if eq_ignore_ascii_case(value, b"100-continue") {
+                    expect_continue = true;
+                } else {
+                    return Err(ParseError::UnsupportedExpectation);
+                }
+            }
+            10 if eq_ignore_ascii_case(name, b"connection") => {
+                for token in value.split(|&b| b == b',') {
+                    let t = trim_ows(token);
+                    if eq_ignore_ascii_case(t, b"close") {
+                        conn_close = true;
+                    } else if eq_ignore_ascii_case(t, b"keep-alive") {
+                        conn_keep_alive = true;
+                    }
+                }
+            }
+            14 if eq_ignore_ascii_case(name, b"content-length") => {
+                if content_length.is_some() {
+                    return Err(ParseError::DuplicateContentLength);
+                }
+                match parse_decimal(value) {
+                    Digits::Run { end, value: len } if end == value.len() && end > 0 => content_length = Some(len),
+                    _ => return Err(ParseError::InvalidContentLength),
+                }
+            }
+            17 if eq_ignore_ascii_case(name, b"transfer-encoding") => {
+                // Only a single, lone `chunked` is accepted: anything else
+                // would leave the body length to a coding we do not decode.
+                if te_seen || !eq_ignore_ascii_case(value, b"chunked") {
+                    return Err(ParseError::UnsupportedTransferEncoding);
+                }
+                te_seen = true;
+                chunked = true;
+            }
+            _ => {}
+        }
+    }
+
+    if chunked && content_length.is_some() {
+        return Err(ParseError::ContentLengthWithTransferEncoding);
+    }
+    if te_seen && version == Version::Http10 {
+        return Err(ParseError::UnsupportedTransferEncoding);
+    }
+    if hosts > 1 {
+        return Err(ParseError::DuplicateHost);
+    }
+    if hosts == 0 && version == Version::Http11 {
+        return Err(ParseError::MissingHost);
+    }
+    let body = if chunked {
+        BodyKind::Chunked
+    } else {
+        match content_length {
+            Some(0) | None => BodyKind::None,
+            Some(len) if len > limits.max_body => return Err(ParseError::BodyTooLarge),
+            Some(len) => BodyKind::Length(len),
+        }
+    };
+    let keep_alive = match version {
+        Version::Http11 => !conn_close,
+        _ => conn_keep_alive && !conn_close,
+    };
+    Ok(Some(Head { len: i, method, target, version, headers: n, body, keep_alive, expect_continue }))
+}
+
+fn version_error(v: &[u8]) -> ParseError {
+    // `HTTP/x.y` with digits: a version we do not speak; anything else is
+    // garbage.
+    if v.len() >= 8 && v.starts_with(b"HTTP/") && v[5].is_ascii_digit() && v[6] == b'.' && v[7].is_ascii_digit() {
+        ParseError::UnsupportedVersion
+    } else {
+        ParseError::InvalidVersion
+    }
+}
+
+/// Whether `v` (shorter than 8 bytes) is a prefix of `HTTP/d.d`.
+fn could_be_version(v: &[u8]) -> bool {
+    v.iter().enumerate().all(|(i, &b)| match i {
+        0..=4 => b == b"HTTP/"[i],
+        5 | 7 => b.is_ascii_digit(),
+        _ => b == b'.',
+    })
+}
+
+#[inline]
+fn trim_ows(s: &[u8]) -> &[u8] {
+    let mut a = 0;
+    let mut b = s.len();
+    while a < b && matches!(s[a], b' ' | b'\t') {
+        a += 1;
+    }
+    while b > a && matches!(s[b - 1], b' ' | b'\t') {
+        b -= 1;
+    }
+    &s[a..b]
+}
+
+/// Longest chunk-size line (size, extensions, CRLF) accepted.
+const MAX_CHUNK_LINE: usize = 4096;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ChunkState {
+    /// Expecting a chunk-size line at `pos`.
+    Size,
+    /// Copying chunk data; this many bytes remain.
+    Data(u64),
+    /// Expecting CRLF after chunk data.
+    DataEnd,
+    /// Reading trailer fields (after the last chunk).
+    Trailers,
+    /// The body is complete.
+    Done,
+}
+
+/// Decodes a chunked body in place: encoded bytes are read at `pos` and the
+/// data is moved down to `out`, so that the decoded body ends up contiguous
+/// right after the head. Resumable: call [`ChunkedDecoder::advance`] again
+/// when more bytes arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkedDecoder {
+    state: ChunkState,
+    /// Next encoded byte to read (absolute index into the buffer).
+    pub pos: usize,
+    /// End of the decoded data (absolute index into the buffer).
+    pub out: usize,
+    total: u64,
+    trailer_bytes: usize,
+}
+
+impl ChunkedDecoder {
+    /// A decoder whose body starts at `start`.
+    pub fn new(start: usize) -> ChunkedDecoder {
+        ChunkedDecoder { state: ChunkState::Size, pos: start, out: start, total: 0, trailer_bytes: 0 }
+    }
+
+    /// Decodes what `buf[self.pos..]` holds. `Ok(true)` when the body and
+    /// its trailers are complete (`self.pos` is then the end of the message).
+    pub fn advance(&mut self, buf: &mut [u8], limits: &Limits) -> Result<bool, ParseError> {
+        loop {
+            match self.state {
+                ChunkState::Done => return Ok(true),
+                ChunkState::Size => {
+                    let line = &buf[self.pos..];
+                    let (size, line_len) = match parse_chunk_size_line(line)? {
+                        Some(x) => x,
+                        None => {
+                            if line.len() > MAX_CHUNK_LINE {
+                                return Err(ParseError::InvalidChunkSize);
+                            }
+                            return Ok(false);
+                        }
+                    };
+                    if line_len > MAX_CHUNK_LINE {
+                        return Err(ParseError::InvalidChunkSize);
+                    }
+                    self.pos += line_len;
+                    if size == 0 {
+                        self.state = ChunkState::Trailers;
+                    } else {
+                        self.total = self.total.saturating_add(size);
+                        if self.total > limits.max_body {
+                            return Err(ParseError::BodyTooLarge);
+                        }
+                        self.state = ChunkState::Data(size);
+                    }
+                }
+                ChunkState::Data(remaining) => {
+                    let avail = (buf.len() - self.pos) as u64;
+                    if avail == 0 {
+                        return Ok(false);
+                    }
+                    let n = remaining.min(avail) as usize;
+                    if self.out != self.pos {
+                        buf.copy_within(self.pos..self.pos + n, self.out);
+                    }
+                    self.pos += n;
+                    self.out += n;
+                    let left = remaining - n as u64;
+                    self.state = if left == 0 { ChunkState::DataEnd } else { ChunkState::Data(left) };
+                }
+                ChunkState::DataEnd => match buf.get(self.pos..self.pos + 2) {
+                    None if buf.len() - self.pos == 1 && buf[self.pos] != b'\r' => {
+                        return Err(ParseError::InvalidChunkTerminator)
+                    }
+                    None => return Ok(false),
+                    Some(b"\r\n") => {
+                        self.pos += 2;
+                        self.state = ChunkState::Size;
+                    }
+                    Some(_) => return Err(ParseError::InvalidChunkTerminator),
+                },
+                ChunkState::Trailers => {
+                    let rest = &buf[self.pos..];
+                    match rest {
+                        [] | [b'\r'] => return Ok(false),
+                        [b'\r', b'\n', ..] => {
+                            self.pos += 2;
+                            self.state = ChunkState::Done;
+                            continue;
+                        }
+                        _ => {}
+                    }
+                    match parse_trailer_line(rest)? {
+                        Some(len) => {
+                            self.trailer_bytes += len;
+                            if self.trailer_bytes > limits.max_header_bytes {
+                                return Err(ParseError::HeadersTooLarge);
+                            }
+                            self.pos += len;
+                        }
+                        None => {
+                            if self.trailer_bytes + rest.len() > limits.max_header_bytes {
+                                return Err(ParseError::HeadersTooLarge);
+                            }
+                            return Ok(false);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether the body is complete.
+    pub fn is_done(&self) -> bool {
+        self.state == ChunkState::Done
+    }
+}
+
+/// `chunk-size [ chunk-ext ] CRLF`; returns the size and the line length,
+/// or `None` if the line is incomplete.
+fn parse_chunk_size_line(line: &[u8]) -> Result<Option<(u64, usize)>, ParseError> {
+    let (size, mut i) = match parse_hex(line) {
+        Digits::Overflow => return Err(ParseError::ChunkSizeOverflow),
+        Digits::Run { end, .. } if end == line.len() => return Ok(None),
+        Digits::Run { end: 0, .. } => return Err(ParseError::InvalidChunkSize),
+        Digits::Run { end, value } => (value, end),
+    };
+    // BWS before an extension.
+    while matches!(line.get(i), Some(b' ') | Some(b'\t')) {
+        i += 1;
+    }
+    match line.get(i) {
+        None => return Ok(None),
+        Some(b';') => {
+            // chunk-ext: we ignore it but it must not hide CR/LF/CTLs.
+            i += 1;
+            i += scan_field_value(&line[i..]);
+        }
+        _ => {}
+    }
+    match line.get(i) {
+        None => Ok(None),
+        Some(b'\r') => match line.get(i + 1) {
+            None => Ok(None),
+            Some(b'\n') => Ok(Some((size, i + 2))),
+            Some(_) => Err(ParseError::InvalidChunkSize),
+        },
+        _ => Err(ParseError::InvalidChunkSize),
+    }
+}
+
+/// One trailer field line; returns its length including CRLF, or `None` if
+/// incomplete.
+fn parse_trailer_line(line: &[u8]) -> Result<Option<usize>, ParseError> {
+    if matches!(line.first(), Some(b' ') | Some(b'\t')) {
+        return Err(ParseError::InvalidTrailer);
+    }
+    let nlen = scan_token(line);
+    match line.get(nlen) {
+        None => return Ok(None),
+        Some(b':') if nlen > 0 => {}
+        _ => return Err(ParseError::InvalidTrailer),
+    }
+    let v = nlen + 1;
+    let end = v + scan_field_value(&line[v..]);
+    match line.get(end) {
+        None => Ok(None),
+        Some(b'\r') => match line.get(end + 1) {
+            None => Ok(None),
+            Some(b'\n') => Ok(Some(end + 2)),
+            Some(_) => Err(ParseError::InvalidTrailer),
+        },
+        _ => Err(ParseError::InvalidTrailer),
+    }
+}
+
+/// Whether `buf` (an incomplete head) contains a LF; used to skip re-parsing
+/// partial heads that gained no complete line.
+#[inline]
+pub fn has_line_end(buf: &[u8]) -> bool {
+    find_byte2(buf, b'\n', b'\n').is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &[u8]) -> Result<Parsed, ParseError> {
+        let mut spans = [HeaderSpan::default(); 100];
+        parse_head(s, &Limits::default(), &mut spans)
+    }
+
+    fn err(s: &[u8]) -> ParseError {
+        parse(s).unwrap_err()
+    }
+
+    #[test]
+    fn simple() {
+        let Parsed::Complete(h) = parse(b"GET /a?b HTTP/1.1\r\nHost: x\r\nX-A:  v  \r\n\r\nrest").unwrap() else {
+            panic!()
+        };
+        assert_eq!(h.len, 41);
+        assert_eq!(h.headers, 2);
+        assert_eq!(h.body, BodyKind::None);
+        assert!(h.keep_alive);
+        assert_eq!(parse(b"GET /a?b HTTP/1.1\r\nHost: x\r\n").unwrap(), Parsed::Partial);
+        assert_eq!(parse(b"GE").unwrap(), Parsed::Partial);
+        assert_eq!(parse(b"GET / HTTP/1.").unwrap(), Parsed::Partial);
+    }
+
+    #[test]
+    fn rejections() {
+        use ParseError::*;
+        assert_eq!(err(b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"), ContentLengthWithTransferEncoding);
+        assert_eq!(err(b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n"), DuplicateContentLength);
+        assert_eq!(err(b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1x\r\n\r\n"), InvalidContentLength);
+        assert_eq!(err(b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n"), InvalidContentLength);
+        assert_eq!(err(b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999999\r\n\r\n"), InvalidContentLength);
+        assert_eq!(err(b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"), UnsupportedTransferEncoding);
+        assert_eq!(err(b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\n\r\n"), UnsupportedTransferEncoding);
+        assert_eq!(err(b"GET / HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\n\r\n"), ObsFold);
+        assert_eq!(err(b"GET / HTTP/1.1\r\nHost : x\r\n\r\n"), WhitespaceBeforeColon);
+        assert_eq!(err(b"GET / HTTP/1.1\nHost: x\n\n"), BareLf);
+        assert_eq!(err(b"GET / HTTP/1.1\r\nHost: x\nX: y\r\n\r\n"), BareLf);
+        assert_eq!(err(b"GET / HTTP/1.1\r\nHost: x\rX: y\r\n\r\n"), BareCr);
+        assert_eq!(err(b"GET / HTTP/1.1\r\nHost: x\0y\r\n\r\n"), InvalidHeaderValue);
+        assert_eq!(err(b"GET / HTTP/1.1\r\nHost: x\x01\r\n\r\n"), InvalidHeaderValue);
+        assert_eq!(err(b"GET / HTTP/1.1\r\n\r\n"), MissingHost);
+        assert_eq!(err(b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"), DuplicateHost);
+        assert_eq!(err(b"GET / HTTP/2.0\r\nHost: a\r\n\r\n"), UnsupportedVersion);
+        assert_eq!(err(b"GET / HTXP/1.1\r\n"), InvalidVersion);
+        assert_eq!(err(b"GET  / HTTP/1.1\r\n"), InvalidTarget);
+        assert_eq!(err(b"G(T / HTTP/1.1\r\n"), InvalidMethod);
+        assert_eq!(err(b"GET /\x7f HTTP/1.1\r\n"), InvalidTarget);
+        assert_eq!(err(b"GET / HTTP/1.1\r\nHost: a\r\nExpect: nope\r\n\r\n"), UnsupportedExpectation);
+        assert_eq!(err(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1048577\r\n\r\n"), BodyTooLarge);
+        assert_eq!(err(b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"), UnsupportedTransferEncoding);
+        let long = [b"GET /".as_slice(), &[b'a'; 9000]].concat();
+        assert_eq!(err(&long), TargetTooLong);
+        let big = [b"GET / HTTP/1.1\r\nHost: a\r\nX: ".as_slice(), &[b'a'; 17000]].concat();
+        assert_eq!(err(&big), HeadersTooLarge);
+    }
+
+    #[test]
+    fn versions_and_keepalive() {
+        let ka = |s: &[u8]| match parse(s).unwrap() {
+            Parsed::Complete(h) => h.keep_alive,
+            Parsed::Partial => panic!(),
+        };
+        assert!(!ka(b"GET / HTTP/1.0\r\n\r\n"));
+        assert!(ka(b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n"));
+        assert!(!ka(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: foo, close\r\n\r\n"));
+        assert!(ka(b"\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"));
+    }
+
+    #[test]
+    fn chunked() {
+        let limits = Limits::default();
+        let mut buf = b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nTrailer: x\r\n\r\nNEXT".to_vec();
+        let mut d = ChunkedDecoder::new(0);
+        assert!(d.advance(&mut buf, &limits).unwrap());
+        assert_eq!(&buf[..d.out], b"hello world");
+        assert_eq!(&buf[d.pos..], b"NEXT");
+
+        let cases: &[(&[u8], ParseError)] = &[
+            (b"x\r\n", ParseError::InvalidChunkSize),
+            (b"10000000000000000\r\n", ParseError::ChunkSizeOverflow),
+            (b"5\r\nhelloXX", ParseError::InvalidChunkTerminator),
+            (b"5\nhello", ParseError::InvalidChunkSize),
+            (b"0\r\nBad Trailer\r\n\r\n", ParseError::InvalidTrailer),
+            (b"200000\r\n", ParseError::BodyTooLarge),
+            (b"-1\r\n", ParseError::InvalidChunkSize),
+        ];
+        for (input, want) in cases {
+            let mut b = input.to_vec();
+            let mut d = ChunkedDecoder::new(0);
+            assert_eq!(d.advance(&mut b, &limits), Err(*want), "{:?}", String::from_utf8_lossy(input));
+        }
+    }
+}

@@ -1,0 +1,570 @@
+//! One worker thread: its own `SO_REUSEPORT` listener, an edge-triggered
+//! epoll loop, a timer wheel, pools of I/O buffers, an eventfd mailbox and
+//! the per-thread handler. The only place that touches sockets.
+//!
+//! Per loop iteration: wait (timeout = next timer, handler deadline), read
+//! the clock once, handle every event (accept / drive a connection / drain
+//! the mailbox), fire due timers, call [`Handler::tick`] once, flush the
+//! connections that deferred completions touched, write the access log.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::date::DateCache;
+use super::sys::{self, Fd, IoResult};
+use super::timer::TimerWheel;
+use super::{Config, Mailbox, Message};
+use crate::handler::{Complete, CompletionSink, Handler, HeaderSpan, OwnedResponse, RequestId};
+use crate::http1::{Conn, Env};
+
+const TOKEN_LISTENER: u64 = u64::MAX;
+const TOKEN_MAILBOX: u64 = u64::MAX - 1;
+/// How long a closing connection keeps reading (and discarding) after its
+/// last response, so that the peer sees the response rather than a reset.
+const LINGER: Duration = Duration::from_millis(500);
+
+fn token(slot: u32, generation: u32) -> u64 {
+    u64::from(generation) << 32 | u64::from(slot)
+}
+
+/// A live connection and its socket-side state.
+struct Live {
+    fd: i32,
+    conn: Conn,
+    /// When the current request's first byte arrived (header timeout).
+    request_started: Option<Instant>,
+    last_active: Instant,
+    /// The deadline this connection wants now.
+    deadline: Option<Instant>,
+    /// The earliest deadline at which it has a wheel entry.
+    wheel_at: Option<Instant>,
+    /// Closing: FIN sent, discarding input until EOF or this instant.
+    linger_until: Option<Instant>,
+}
+
+struct Slot {
+    generation: u32,
+    live: Option<Live>,
+}
+
+/// A worker's state.
+pub(crate) struct Worker {
+    id: usize,
+    cfg: Arc<Config>,
+    ep: Fd,
+    listener: Option<Fd>,
+    mailbox: Arc<Mailbox>,
+    handler: Box<dyn Handler>,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    live: usize,
+    pool_in: Vec<Vec<u8>>,
+    pool_out: Vec<Vec<u8>>,
+    in_size: usize,
+    wheel: TimerWheel,
+    date: DateCache,
+    spans: Vec<HeaderSpan>,
+    log: Vec<u8>,
+    expired: Vec<u64>,
+    dirty: Vec<u32>,
+    shutdown_at: Option<Instant>,
+    now: Instant,
+}
+
+impl Worker {
+    pub(crate) fn new(
+        id: usize,
+        cfg: Arc<Config>,
+        listener: Fd,
+        mailbox: Arc<Mailbox>,
+        handler: Box<dyn Handler>,
+    ) -> std::io::Result<Worker> {
+        let ep = sys::epoll_create()?;
+        sys::epoll_add(ep.0, listener.0, libc::EPOLLIN as u32, TOKEN_LISTENER)?;
+        sys::epoll_add(ep.0, mailbox.fd.0, (libc::EPOLLIN | libc::EPOLLET) as u32, TOKEN_MAILBOX)?;
+        let now = Instant::now();
+        // Tick resolution: fine enough for the shortest configured timeout.
+        let shortest = cfg.header_timeout.min(cfg.idle_timeout);
+        let tick = (shortest / 20).clamp(Duration::from_millis(5), Duration::from_millis(100));
+        let in_size = cfg.limits.max_header_bytes + 4096;
+        Ok(Worker {
+            id,
+            ep,
+            listener: Some(listener),
+            mailbox,
+            handler,
+            slots: Vec::new(),
+            free: Vec::new(),
+            live: 0,
+            pool_in: Vec::new(),
+            pool_out: Vec::new(),
+            in_size,
+            wheel: TimerWheel::new(now, tick, 1024),
+            date: DateCache::default(),
+            spans: vec![HeaderSpan::default(); cfg.limits.max_headers.max(1)],
+            log: Vec::new(),
+            expired: Vec::new(),
+            dirty: Vec::new(),
+            shutdown_at: None,
+            now,
+            cfg,
+        })
+    }
+
+    /// Runs the loop until shutdown completes.
+    pub(crate) fn run(mut self) {
+        let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 256];
+        loop {
+            let timeout = self.timeout_ms();
+            let n = match sys::epoll_wait(self.ep.0, &mut events, timeout) {
+                Ok(n) => n,
+                Err(e) => {
+                    eprintln!("marg: worker {}: epoll_wait failed: {e}", self.id);
+                    return;
+                }
+            };
+            self.now = Instant::now();
+            self.date.refresh();
+            for ev in &events[..n] {
+                let (tok, bits) = (ev.u64, ev.events);
+                match tok {
+                    TOKEN_LISTENER => self.accept_all(),
+                    TOKEN_MAILBOX => self.drain_mailbox(),
+                    _ => {
+                        let slot = tok as u32;
+                        let generation = (tok >> 32) as u32;
+                        if self.slots.get(slot as usize).is_some_and(|s| s.generation == generation && s.live.is_some()) {
+                            let _ = bits;
+                            self.drive(slot);
+                        }
+                    }
+                }
+            }
+            self.fire_timers();
+            self.tick();
+            self.flush_log();
+            if let Some(at) = self.shutdown_at {
+                if self.live == 0 && !self.handler.busy() {
+                    return;
+                }
+                if self.now >= at {
+                    self.close_all();
+                    return;
+                }
+            }
+        }
+    }
+
+    fn timeout_ms(&mut self) -> i32 {
+        let now = Instant::now();
+        let mut t: Option<Duration> = self.wheel.next_timeout(now);
+        if let Some(d) = self.handler.next_deadline() {
+            let d = d.saturating_duration_since(now);
+            t = Some(t.map_or(d, |x| x.min(d)));
+        }
+        if let Some(at) = self.shutdown_at {
+            let d = at.saturating_duration_since(now).min(Duration::from_millis(50));
+            t = Some(t.map_or(d, |x| x.min(d)));
+        }
+        match t {
+            None => -1,
+            // Round up so that we do not spin just before the deadline.
+            Some(d) => d.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32,
+        }
+    }
+
+    fn accept_all(&mut self) {
+        let Some(l) = &self.listener else { return };
+        let lfd = l.0;
+        // Bounded batch so that a connection flood cannot starve the loop.
+        for _ in 0..256 {
+            match sys::accept(lfd) {
+                Ok(Some((fd, peer))) => {
+                    if self.live >= self.cfg.max_conns || self.shutdown_at.is_some() {
+                        sys::close(fd);
+                        continue;
+                    }
+                    self.add_conn(fd, peer);
+                }
+                Ok(None) => return,
+                Err(e) => {
+                    // EMFILE and friends: the listener is level-triggered,
+                    // so we retry on the next iteration.
+                    if self.cfg.verbose {
+                        eprintln!("marg: worker {}: accept: {e}", self.id);
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    fn add_conn(&mut self, fd: i32, peer: SocketAddr) {
+        sys::set_nodelay(fd);
+        let slot = match self.free.pop() {
+            Some(s) => s,
+            None => {
+                self.slots.push(Slot { generation: 0, live: None });
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let generation = self.slots[slot as usize].generation;
+        let events = (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32;
+        if sys::epoll_add(self.ep.0, fd, events, token(slot, generation)).is_err() {
+            sys::close(fd);
+            self.free.push(slot);
+            return;
+        }
+        let conn = Conn::new(Vec::new(), Vec::new(), peer, slot, generation, 0);
+        let idle = self.now + self.cfg.idle_timeout;
+        self.slots[slot as usize].live = Some(Live {
+            fd,
+            conn,
+            request_started: None,
+            last_active: self.now,
+            deadline: Some(idle),
+            wheel_at: None,
+            linger_until: None,
+        });
+        self.live += 1;
+        self.schedule(slot);
+        // Data may already be there (edge-triggered: no event for it).
+        self.drive(slot);
+    }
+
+    fn drain_mailbox(&mut self) {
+        sys::eventfd_drain(self.mailbox.fd.0);
+        let msgs = std::mem::take(&mut *self.mailbox.queue.lock().unwrap_or_else(|e| e.into_inner()));
+        for m in msgs {
+            match m {
+                Message::Shutdown => self.begin_shutdown(),
+            }
+        }
+    }
+
+    fn begin_shutdown(&mut self) {
+        if self.shutdown_at.is_some() {
+            return;
+        }
+        self.shutdown_at = Some(self.now + self.cfg.shutdown_grace);
+        if let Some(l) = self.listener.take() {
+            sys::epoll_del(self.ep.0, l.0);
+        }
+        for i in 0..self.slots.len() as u32 {
+            let Some(l) = self.slots[i as usize].live.as_mut() else { continue };
+            if l.conn.is_idle() {
+                self.close_conn(i);
+            } else {
+                l.conn.close_when_done();
+                self.drive(i);
+            }
+        }
+    }
+
+    fn close_all(&mut self) {
+        for i in 0..self.slots.len() as u32 {
+            if self.slots[i as usize].live.is_some() {
+                self.close_conn(i);
+            }
+        }
+    }
+
+    /// Reads, processes and writes until the socket would block.
+    fn drive(&mut self, slot: u32) {
+        let now = self.now;
+        let limits = self.cfg.limits;
+        let Some(l) = self.slots[slot as usize].live.as_mut() else { return };
+        if l.linger_until.is_some() {
+            self.linger(slot);
+            return;
+        }
+        if !l.conn.has_buffers() {
+            let inb = self.pool_in.pop().unwrap_or_default();
+            let outb = self.pool_out.pop().unwrap_or_default();
+            l.conn.set_buffers(inb, outb, self.in_size);
+        }
+        let mut drained = false;
+        let mut dead = false;
+        loop {
+            let had_partial = l.conn.request_in_progress();
+            let mut env = Env {
+                date: self.date.get(),
+                limits: &limits,
+                spans: &mut self.spans,
+                shutting_down: self.shutdown_at.is_some(),
+                log: if self.cfg.access_log { Some(&mut self.log) } else { None },
+                secure: false,
+            };
+            l.conn.process(&mut *self.handler, &mut env);
+            if !l.conn.request_in_progress() {
+                l.request_started = None;
+            } else if !had_partial || l.request_started.is_none() {
+                l.request_started.get_or_insert(now);
+            }
+            // Write everything queued: one write per batch of responses.
+            match flush(l) {
+                Flush::Done => {}
+                Flush::Blocked => break,
+                Flush::Error => {
+                    dead = true;
+                    break;
+                }
+            }
+            if l.conn.should_close() {
+                sys::shutdown_write(l.fd);
+                l.linger_until = Some(now + LINGER);
+                l.deadline = l.linger_until;
+                break;
+            }
+            if drained {
+                break;
+            }
+            let space = l.conn.read_space(&limits);
+            if space.is_empty() {
+                break; // paused: output backlog or closing
+            }
+            let want = space.len();
+            match sys::read(l.fd, space) {
+                IoResult::Done(0) => {
+                    l.conn.peer_closed();
+                }
+                IoResult::Done(n) => {
+                    l.conn.filled(n);
+                    l.last_active = now;
+                    if l.request_started.is_none() {
+                        l.request_started = Some(now);
+                    }
+                    // A short read drained the socket: with edge triggering
+                    // the next arrival raises a new event.
+                    drained = n < want;
+                }
+                IoResult::WouldBlock => break,
+                IoResult::Error => {
+                    dead = true;
+                    break;
+                }
+            }
+        }
+        if dead {
+            self.close_conn(slot);
+            return;
+        }
+        let Some(l) = self.slots[slot as usize].live.as_mut() else { return };
+        if l.linger_until.is_some() {
+            self.linger(slot);
+            return;
+        }
+        // Decide the deadline; on the keep-alive path this is a field store.
+        l.deadline = if l.conn.request_in_progress() {
+            if l.conn.reading_body() {
+                Some(l.last_active + self.cfg.idle_timeout)
+            } else {
+                l.request_started.map(|t| t + self.cfg.header_timeout)
+            }
+        } else if !l.conn.output().is_empty() {
+            Some(l.last_active.max(now) + self.cfg.idle_timeout)
+        } else if l.conn.has_deferred() {
+            None
+        } else {
+            Some(l.last_active + self.cfg.idle_timeout)
+        };
+        if self.shutdown_at.is_some() && l.conn.is_idle() {
+            self.close_conn(slot);
+            return;
+        }
+        if l.conn.buffers_idle() && l.conn.has_buffers() {
+            let (inb, outb) = l.conn.take_buffers();
+            if inb.len() == self.in_size {
+                self.pool_in.push(inb);
+            }
+            if outb.capacity() <= 64 * 1024 {
+                self.pool_out.push(outb);
+            }
+        }
+        self.schedule(slot);
+    }
+
+    /// Discards input on a closing connection until EOF or the deadline.
+    fn linger(&mut self, slot: u32) {
+        let Some(l) = self.slots[slot as usize].live.as_mut() else { return };
+        let mut scratch = [0u8; 4096];
+        loop {
+            match sys::read(l.fd, &mut scratch) {
+                IoResult::Done(0) | IoResult::Error => {
+                    self.close_conn(slot);
+                    return;
+                }
+                IoResult::Done(_) => {}
+                IoResult::WouldBlock => break,
+            }
+        }
+        if l.linger_until.is_some_and(|t| t <= self.now) {
+            self.close_conn(slot);
+            return;
+        }
+        self.schedule(slot);
+    }
+
+    /// Makes sure the wheel holds an entry no later than the deadline.
+    fn schedule(&mut self, slot: u32) {
+        let generation = self.slots[slot as usize].generation;
+        let Some(l) = self.slots[slot as usize].live.as_mut() else { return };
+        let Some(d) = l.deadline else { return };
+        if l.wheel_at.is_none_or(|w| d < w) {
+            self.wheel.insert(d, token(slot, generation));
+            l.wheel_at = Some(d);
+        }
+    }
+
+    fn fire_timers(&mut self) {
+        let mut expired = std::mem::take(&mut self.expired);
+        self.wheel.expire(self.now, &mut expired);
+        for tok in expired.drain(..) {
+            let slot = tok as u32;
+            let generation = (tok >> 32) as u32;
+            let now = self.now;
+            let Some(s) = self.slots.get_mut(slot as usize) else { continue };
+            if s.generation != generation {
+                continue;
+            }
+            let Some(l) = s.live.as_mut() else { continue };
+            if l.wheel_at.is_some_and(|w| w <= now) {
+                l.wheel_at = None;
+            }
+            match l.deadline {
+                Some(d) if d <= now => {
+                    if l.linger_until.is_some() || l.conn.is_idle() || !l.conn.request_in_progress() {
+                        // Idle keep-alive, stalled writer, or lingering close.
+                        self.close_conn(slot);
+                    } else {
+                        // Header (or body) read timeout: answer 408, close.
+                        if !l.conn.has_buffers() {
+                            let inb = self.pool_in.pop().unwrap_or_default();
+                            let outb = self.pool_out.pop().unwrap_or_default();
+                            l.conn.set_buffers(inb, outb, self.in_size);
+                        }
+                        l.conn.timeout(self.date.get());
+                        self.drive(slot);
+                    }
+                }
+                _ => self.schedule(slot),
+            }
+        }
+        self.expired = expired;
+    }
+
+    fn tick(&mut self) {
+        let mut sink = Sink { slots: &mut self.slots, dirty: &mut self.dirty, date: self.date.get() };
+        self.handler.tick(&mut CompletionSink::new(&mut sink));
+        let mut dirty = std::mem::take(&mut self.dirty);
+        for slot in dirty.drain(..) {
+            self.drive(slot);
+        }
+        self.dirty = dirty;
+    }
+
+    fn flush_log(&mut self) {
+        if !self.log.is_empty() {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(&self.log);
+            let _ = out.flush();
+            self.log.clear();
+        }
+    }
+
+    fn close_conn(&mut self, slot: u32) {
+        let s = &mut self.slots[slot as usize];
+        let Some(mut l) = s.live.take() else { return };
+        let generation = s.generation;
+        s.generation = s.generation.wrapping_add(1);
+        for id in l.conn.deferred_ids() {
+            debug_assert_eq!(id.generation, generation);
+            self.handler.cancelled(id);
+        }
+        sys::epoll_del(self.ep.0, l.fd);
+        sys::close(l.fd);
+        if l.conn.has_buffers() {
+            let (inb, outb) = l.conn.take_buffers();
+            if inb.len() == self.in_size && self.pool_in.len() < 1024 {
+                self.pool_in.push(inb);
+            }
+            if outb.capacity() <= 64 * 1024 && self.pool_out.len() < 1024 {
+                self.pool_out.push(outb);
+            }
+        }
+        self.free.push(slot);
+        self.live -= 1;
+    }
+}
+
+enum Flush {
+    Done,
+    Blocked,
+    Error,
+}
+
+/// Writes queued output, then a pending file body.
+fn flush(l: &mut Live) -> Flush {
+    loop {
+        let out = l.conn.output();
+        if !out.is_empty() {
+            match sys::write(l.fd, out) {
+                IoResult::Done(n) => {
+                    let all = n == out.len();
+                    l.conn.consumed(n);
+                    if !all {
+                        return Flush::Blocked;
+                    }
+                }
+                IoResult::WouldBlock => return Flush::Blocked,
+                IoResult::Error => return Flush::Error,
+            }
+        }
+        let fd = l.fd;
+        let Some(f) = l.conn.file() else { return Flush::Done };
+        use std::os::fd::AsRawFd;
+        match sys::sendfile(fd, f.file.as_raw_fd(), &mut f.offset, f.len) {
+            IoResult::Done(0) => {
+                // File shrank under us: the framing is broken, close.
+                l.conn.file_done();
+                return Flush::Error;
+            }
+            IoResult::Done(n) => {
+                f.len -= n as u64;
+                if f.len == 0 {
+                    l.conn.file_done();
+                    // More responses may have been queued behind the file.
+                    continue;
+                }
+            }
+            IoResult::WouldBlock => return Flush::Blocked,
+            IoResult::Error => return Flush::Error,
+        }
+    }
+}
+
+/// Routes deferred completions to their connections.
+struct Sink<'a> {
+    slots: &'a mut Vec<Slot>,
+    dirty: &'a mut Vec<u32>,
+    date: &'a [u8],
+}
+
+impl Complete for Sink<'_> {
+    fn complete(&mut self, id: RequestId, response: OwnedResponse) -> bool {
+        let Some(s) = self.slots.get_mut(id.slot as usize) else { return false };
+        if s.generation != id.generation {
+            return false;
+        }
+        let Some(l) = s.live.as_mut() else { return false };
+        if !l.conn.complete(id.seq, response, self.date) {
+            return false;
+        }
+        if !self.dirty.contains(&id.slot) {
+            self.dirty.push(id.slot);
+        }
+        true
+    }
+}
