@@ -66,11 +66,39 @@ fn scan_group(
 }
 
 fn bench_scans(c: &mut Criterion) {
-    scan_group(c, "find_header_end", &asm::FIND_HEADER_END, reference::find_header_end, b'a', b'\n');
+    scan_group(
+        c,
+        "find_header_end",
+        &asm::FIND_HEADER_END,
+        reference::find_header_end,
+        b'a',
+        b'\n',
+    );
     // (No `\r\n\r\n` in these inputs: every implementation scans them whole.)
-    scan_group(c, "scan_token", &asm::SCAN_TOKEN, reference::scan_token, b'a', b':');
-    scan_group(c, "scan_target", &asm::SCAN_TARGET, reference::scan_target, b'a', b' ');
-    scan_group(c, "scan_field_value", &asm::SCAN_FIELD_VALUE, reference::scan_field_value, b'a', b'\r');
+    scan_group(
+        c,
+        "scan_token",
+        &asm::SCAN_TOKEN,
+        reference::scan_token,
+        b'a',
+        b':',
+    );
+    scan_group(
+        c,
+        "scan_target",
+        &asm::SCAN_TARGET,
+        reference::scan_target,
+        b'a',
+        b' ',
+    );
+    scan_group(
+        c,
+        "scan_field_value",
+        &asm::SCAN_FIELD_VALUE,
+        reference::scan_field_value,
+        b'a',
+        b'\r',
+    );
 }
 
 fn bench_find_bytes(c: &mut Criterion) {
@@ -81,7 +109,14 @@ fn bench_find_bytes(c: &mut Criterion) {
         for (v, f) in asm::FIND_BYTE2.runnable() {
             g.bench_with_input(BenchmarkId::new(v.name, n), &data, |b, d| {
                 // SAFETY: the kernel reads only `d`.
-                b.iter(|| unsafe { f(black_box(d.as_ptr()), d.len(), u32::from(b'\r'), u32::from(b'\n')) })
+                b.iter(|| unsafe {
+                    f(
+                        black_box(d.as_ptr()),
+                        d.len(),
+                        u32::from(b'\r'),
+                        u32::from(b'\n'),
+                    )
+                })
             });
         }
         g.bench_with_input(BenchmarkId::new("reference", n), &data, |b, d| {
@@ -100,7 +135,13 @@ fn bench_find_bytes(c: &mut Criterion) {
             g.bench_with_input(BenchmarkId::new(v.name, n), &data, |b, d| {
                 // SAFETY: the kernel reads only `d`.
                 b.iter(|| unsafe {
-                    f(black_box(d.as_ptr()), d.len(), u32::from(b'\r'), u32::from(b'\n'), 0)
+                    f(
+                        black_box(d.as_ptr()),
+                        d.len(),
+                        u32::from(b'\r'),
+                        u32::from(b'\n'),
+                        0,
+                    )
                 })
             });
         }
@@ -122,7 +163,9 @@ fn bench_find_bytes(c: &mut Criterion) {
             b.iter(|| unsafe { f(black_box(data.as_ptr()), data.len(), 10, 10) })
         });
     }
-    g.bench_function("memchr::memchr", |b| b.iter(|| memchr::memchr(b'\n', black_box(&data))));
+    g.bench_function("memchr::memchr", |b| {
+        b.iter(|| memchr::memchr(b'\n', black_box(&data)))
+    });
     g.finish();
 }
 
@@ -160,7 +203,11 @@ fn bench_eq_and_numbers(c: &mut Criterion) {
         b.iter(|| reference::parse_decimal(black_box(dec)))
     });
     g.bench_function(BenchmarkId::new("decimal", "std::str::parse"), |b| {
-        b.iter(|| std::str::from_utf8(black_box(&dec[..13])).ok().and_then(|s| s.parse::<u64>().ok()))
+        b.iter(|| {
+            std::str::from_utf8(black_box(&dec[..13]))
+                .ok()
+                .and_then(|s| s.parse::<u64>().ok())
+        })
     });
     for (v, f) in asm::PARSE_HEX.runnable() {
         g.bench_function(BenchmarkId::new("hex", v.name), |b| {
@@ -182,14 +229,16 @@ fn bench_browser_request(c: &mut Criterion) {
     assert_eq!(BROWSER_REQUEST.len(), 741);
     let mut g = c.benchmark_group("browser_request_741");
     g.throughput(Throughput::Bytes(BROWSER_REQUEST.len() as u64));
-    g.bench_function("marg kernels (header end + method/target/names/values)", |b| {
-        b.iter(|| scan_request(black_box(BROWSER_REQUEST)))
-    });
+    g.bench_function(
+        "marg kernels (header end + method/target/names/values)",
+        |b| b.iter(|| scan_request(black_box(BROWSER_REQUEST))),
+    );
     g.bench_function("httparse (whole parse)", |b| {
         b.iter(|| {
             let mut headers = [httparse::EMPTY_HEADER; 16];
             let mut req = httparse::Request::new(&mut headers);
-            req.parse(black_box(BROWSER_REQUEST)).map(|s| s.is_complete())
+            req.parse(black_box(BROWSER_REQUEST))
+                .map(|s| s.is_complete())
         })
     });
     g.finish();

@@ -62,7 +62,11 @@ impl Guarded {
                 0,
             )
         };
-        assert!(map != libc::MAP_FAILED, "mmap: {}", std::io::Error::last_os_error());
+        assert!(
+            map != libc::MAP_FAILED,
+            "mmap: {}",
+            std::io::Error::last_os_error()
+        );
         let map = map as *mut u8;
         // SAFETY: the data pages lie strictly inside the mapping just made
         // (between the first and the last page).

@@ -2,7 +2,7 @@
 
 use crate::guard::{Guarded, Placement};
 use crate::{Case, Subject, MAX_WIDTH};
-use kernels::http1::asm::{self, DigitsFn, EqFn, Find2Fn, Find3Fn, ScanFn};
+use kernels::http1::asm::{self, DigitsFn, Find2Fn, Find3Fn, ScanFn};
 use kernels::http1::reference::{self, Digits};
 use marg_gen::rt::{Kernel, KernelMeta, VariantMeta};
 use proptest::prelude::*;
@@ -11,7 +11,8 @@ use proptest::strategy::BoxedStrategy;
 /// Bytes that decide the outcome of the scanners: delimiters, CTLs, DEL,
 /// obs-text, and bytes on either side of each class boundary.
 const SPECIAL: &[u8] = b"\r\n\t \x00\x01\x08\x0b\x1f\x20\x21\x7e\x7f\x80\xff:;,\"()/\\{}?=@[]";
-const TCHARS: &[u8] = b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+const TCHARS: &[u8] =
+    b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
 const HEADER_BYTES: &[u8] = b"GET / HTTP/1.1\r\nHost: example.com\r\nAccept: */*\r\n\r\n";
 const DIGITS: &[u8] = b"0123456789";
 const HEX: &[u8] = b"0123456789abcdefABCDEF";
@@ -33,7 +34,9 @@ fn bytes_from(common: &'static [u8]) -> BoxedStrategy<Vec<u8>> {
         1 => prop::sample::select(SPECIAL),
         1 => any::<u8>(),
     ];
-    length().prop_flat_map(move |n| prop::collection::vec(byte.clone(), n)).boxed()
+    length()
+        .prop_flat_map(move |n| prop::collection::vec(byte.clone(), n))
+        .boxed()
 }
 
 fn call_scan(f: ScanFn, g: &Guarded) -> usize {
@@ -56,7 +59,12 @@ impl Subject for Scan {
     }
 
     fn strategy(&self) -> BoxedStrategy<Case> {
-        bytes_from(self.common).prop_map(|a| Case { a, ..Case::default() }).boxed()
+        bytes_from(self.common)
+            .prop_map(|a| Case {
+                a,
+                ..Case::default()
+            })
+            .boxed()
     }
 
     fn check(&self, v: &'static VariantMeta, case: &Case, p: Placement) -> Result<(), String> {
@@ -67,7 +75,10 @@ impl Subject for Scan {
         if got == want {
             Ok(())
         } else {
-            Err(format!("got {got}, reference {want} on {}", crate::show(&case.a)))
+            Err(format!(
+                "got {got}, reference {want} on {}",
+                crate::show(&case.a)
+            ))
         }
     }
 }
@@ -88,14 +99,22 @@ impl Subject for FindBytes {
     }
 
     fn strategy(&self) -> BoxedStrategy<Case> {
-        (bytes_from(b"abcdefghijklmnopqrstuvwxyz"), any::<[u8; 3]>(), prop::sample::select(SPECIAL))
+        (
+            bytes_from(b"abcdefghijklmnopqrstuvwxyz"),
+            any::<[u8; 3]>(),
+            prop::sample::select(SPECIAL),
+        )
             .prop_map(|(a, mut params, special)| {
                 // Usually look for bytes that occur; sometimes for ones that do not.
                 if !a.is_empty() && params[0] % 4 != 0 {
                     params[1] = a[a.len() * usize::from(params[1]) / 256];
                 }
                 params[2] = special;
-                Case { a, b: Vec::new(), params }
+                Case {
+                    a,
+                    b: Vec::new(),
+                    params,
+                }
             })
             .boxed()
     }
@@ -113,7 +132,15 @@ impl Subject for FindBytes {
             let k = self.kernel3.expect("one kernel is always set");
             let f = k.variant_of(v).map_err(|e| e.to_string())?;
             // SAFETY: reads only `b`; the needles are plain values.
-            let got = unsafe { f(b.as_ptr(), b.len(), u32::from(x), u32::from(y), u32::from(z)) };
+            let got = unsafe {
+                f(
+                    b.as_ptr(),
+                    b.len(),
+                    u32::from(x),
+                    u32::from(y),
+                    u32::from(z),
+                )
+            };
             (got, reference::find_byte3(&case.a, x, y, z))
         };
         if got == want {
@@ -154,13 +181,19 @@ impl Subject for EqIgnoreCase {
                         _ => c,
                     })
                     .collect();
-                Case { a, b, params: [0; 3] }
+                Case {
+                    a,
+                    b,
+                    params: [0; 3],
+                }
             })
             .boxed()
     }
 
     fn check(&self, v: &'static VariantMeta, case: &Case, p: Placement) -> Result<(), String> {
-        let f = asm::EQ_IGNORE_ASCII_CASE.variant_of(v).map_err(|e| e.to_string())?;
+        let f = asm::EQ_IGNORE_ASCII_CASE
+            .variant_of(v)
+            .map_err(|e| e.to_string())?;
         let ga = Guarded::new(&case.a, p);
         let gb = Guarded::new(&case.b, p);
         let n = case.a.len().min(case.b.len());
@@ -172,7 +205,11 @@ impl Subject for EqIgnoreCase {
         if got == want {
             Ok(())
         } else {
-            Err(format!("got {got}, reference {want} on {} vs {}", crate::show(a), crate::show(b)))
+            Err(format!(
+                "got {got}, reference {want} on {} vs {}",
+                crate::show(a),
+                crate::show(b)
+            ))
         }
     }
 }
@@ -206,7 +243,10 @@ impl Subject for ParseDigits {
                 let mut a = vec![b'0'; zeros];
                 a.extend_from_slice(&pool[..n]);
                 a.extend_from_slice(&tail);
-                Case { a, ..Case::default() }
+                Case {
+                    a,
+                    ..Case::default()
+                }
             })
             .boxed()
     }
@@ -218,12 +258,19 @@ impl Subject for ParseDigits {
         let mut value = 0u64;
         // SAFETY: reads only `b`, writes only `value`.
         let end = unsafe { f(b.as_ptr(), b.len(), &mut value) };
-        let got = if end == usize::MAX { Digits::Overflow } else { Digits::Run { end, value } };
+        let got = if end == usize::MAX {
+            Digits::Overflow
+        } else {
+            Digits::Run { end, value }
+        };
         let want = (self.reference)(&case.a);
         if got == want {
             Ok(())
         } else {
-            Err(format!("got {got:?}, reference {want:?} on {}", crate::show(&case.a)))
+            Err(format!(
+                "got {got:?}, reference {want:?} on {}",
+                crate::show(&case.a)
+            ))
         }
     }
 }
@@ -233,8 +280,11 @@ static FIND_HEADER_END: Scan = Scan {
     reference: reference::find_header_end,
     common: HEADER_BYTES,
 };
-static SCAN_TOKEN: Scan =
-    Scan { kernel: &asm::SCAN_TOKEN, reference: reference::scan_token, common: TCHARS };
+static SCAN_TOKEN: Scan = Scan {
+    kernel: &asm::SCAN_TOKEN,
+    reference: reference::scan_token,
+    common: TCHARS,
+};
 static SCAN_TARGET: Scan = Scan {
     kernel: &asm::SCAN_TARGET,
     reference: reference::scan_target,
@@ -245,16 +295,25 @@ static SCAN_FIELD_VALUE: Scan = Scan {
     reference: reference::scan_field_value,
     common: b"text/html, application/xhtml+xml; q=0.9 \t\x80\xff",
 };
-static FIND_BYTE2: FindBytes = FindBytes { kernel2: Some(&asm::FIND_BYTE2), kernel3: None };
-static FIND_BYTE3: FindBytes = FindBytes { kernel2: None, kernel3: Some(&asm::FIND_BYTE3) };
+static FIND_BYTE2: FindBytes = FindBytes {
+    kernel2: Some(&asm::FIND_BYTE2),
+    kernel3: None,
+};
+static FIND_BYTE3: FindBytes = FindBytes {
+    kernel2: None,
+    kernel3: Some(&asm::FIND_BYTE3),
+};
 static EQ: EqIgnoreCase = EqIgnoreCase;
 static PARSE_DECIMAL: ParseDigits = ParseDigits {
     kernel: &asm::PARSE_DECIMAL,
     reference: reference::parse_decimal,
     digits: DIGITS,
 };
-static PARSE_HEX: ParseDigits =
-    ParseDigits { kernel: &asm::PARSE_HEX, reference: reference::parse_hex, digits: HEX };
+static PARSE_HEX: ParseDigits = ParseDigits {
+    kernel: &asm::PARSE_HEX,
+    reference: reference::parse_hex,
+    digits: HEX,
+};
 
 /// The HTTP/1.1 scanning subjects.
 pub fn subjects() -> Vec<&'static dyn Subject> {

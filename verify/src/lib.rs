@@ -73,7 +73,9 @@ pub fn partition(
     meta: &'static KernelMeta,
 ) -> (Vec<&'static VariantMeta>, Vec<&'static VariantMeta>) {
     let host = marg_gen::features::FeatureSet::host();
-    meta.variants.iter().partition(|v| v.features.is_subset(host))
+    meta.variants
+        .iter()
+        .partition(|v| v.features.is_subset(host))
 }
 
 /// Draws the case numbered `(seed, i)` from a subject's strategy,
@@ -117,7 +119,11 @@ pub fn mutate(case: &mut Case, rng: &mut SplitMix) {
     const INTERESTING: &[u8] = b"\r\n\r\n\t :;,\"\x00\x01\x1f\x7f\x80\xff0123456789aAfFzZ/?";
     let rounds = 1 + rng.below(4);
     for _ in 0..rounds {
-        let target = if !case.b.is_empty() && rng.below(3) == 0 { &mut case.b } else { &mut case.a };
+        let target = if !case.b.is_empty() && rng.below(3) == 0 {
+            &mut case.b
+        } else {
+            &mut case.a
+        };
         match rng.below(6) {
             0 if !target.is_empty() => {
                 let i = rng.below(target.len());
@@ -151,7 +157,9 @@ pub fn check_all(subject: &dyn Subject, case: &Case) -> Result<(), String> {
     let (runnable, _) = partition(subject.meta());
     for v in runnable {
         for p in Placement::ALL {
-            subject.check(v, case, p).map_err(|e| format!("variant {} ({p:?}): {e}", v.name))?;
+            subject
+                .check(v, case, p)
+                .map_err(|e| format!("variant {} ({p:?}): {e}", v.name))?;
         }
     }
     Ok(())
@@ -159,6 +167,10 @@ pub fn check_all(subject: &dyn Subject, case: &Case) -> Result<(), String> {
 
 /// Formats bytes as an escaped string for mismatch reports.
 pub fn show(bytes: &[u8]) -> String {
-    let s: String = bytes.iter().flat_map(|b| core::ascii::escape_default(*b)).map(char::from).collect();
+    let s: String = bytes
+        .iter()
+        .flat_map(|b| core::ascii::escape_default(*b))
+        .map(char::from)
+        .collect();
     format!("b\"{s}\" ({} bytes)", bytes.len())
 }

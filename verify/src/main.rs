@@ -51,7 +51,12 @@ fn list() {
         let names = |v: &[&marg_gen::rt::VariantMeta]| {
             v.iter().map(|v| v.name).collect::<Vec<_>>().join(", ")
         };
-        println!("{:<22} runnable: [{}]  skipped (CPU lacks features): [{}]", s.name(), names(&run), names(&skip));
+        println!(
+            "{:<22} runnable: [{}]  skipped (CPU lacks features): [{}]",
+            s.name(),
+            names(&run),
+            names(&skip)
+        );
     }
 }
 
@@ -71,7 +76,11 @@ fn parse_fuzz(args: &[String]) -> Result<FuzzArgs, String> {
                     .ok_or("--seconds needs a whole number")?
             }
             "--seed" => {
-                seed = Some(it.next().and_then(|s| s.parse().ok()).ok_or("--seed needs a number")?)
+                seed = Some(
+                    it.next()
+                        .and_then(|s| s.parse().ok())
+                        .ok_or("--seed needs a number")?,
+                )
             }
             k if target.is_none() && !k.starts_with('-') => target = Some(k.to_string()),
             other => return Err(format!("unexpected argument {other:?}")),
@@ -81,7 +90,8 @@ fn parse_fuzz(args: &[String]) -> Result<FuzzArgs, String> {
     let targets = if target == "all" {
         subjects()
     } else {
-        vec![subject(&target).ok_or_else(|| format!("no kernel named {target:?}; see `marg-verify list`"))?]
+        vec![subject(&target)
+            .ok_or_else(|| format!("no kernel named {target:?}; see `marg-verify list`"))?]
     };
     let seed = seed.unwrap_or_else(|| {
         std::time::SystemTime::now()
@@ -97,8 +107,13 @@ fn fuzz(targets: &[&'static dyn Subject], seconds: u64, seed: u64) -> ExitCode {
     for s in targets {
         let (run, skip) = partition(s.meta());
         for v in &skip {
-            println!("{}: skipping variant {} (CPU lacks {})", s.name(), v.name,
-                v.features.difference(marg_gen::features::FeatureSet::host()));
+            println!(
+                "{}: skipping variant {} (CPU lacks {})",
+                s.name(),
+                v.name,
+                v.features
+                    .difference(marg_gen::features::FeatureSet::host())
+            );
         }
         if run.is_empty() {
             continue;

@@ -6,7 +6,10 @@ use verify::guard::Placement;
 use verify::{partition, subjects};
 
 fn cases() -> u32 {
-    std::env::var("MARG_VERIFY_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(400)
+    std::env::var("MARG_VERIFY_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(400)
 }
 
 #[test]
@@ -14,10 +17,17 @@ fn every_variant_matches_its_reference() {
     let mut skipped = Vec::new();
     for s in subjects() {
         let (run, skip) = partition(s.meta());
-        assert!(!run.is_empty(), "{}: no variant runs on this host", s.name());
+        assert!(
+            !run.is_empty(),
+            "{}: no variant runs on this host",
+            s.name()
+        );
         skipped.extend(skip.iter().map(|v| format!("{}/{}", s.name(), v.name)));
         for v in run {
-            let mut runner = TestRunner::new(Config { cases: cases(), ..Config::default() });
+            let mut runner = TestRunner::new(Config {
+                cases: cases(),
+                ..Config::default()
+            });
             runner
                 .run(&s.strategy(), |case| {
                     for p in Placement::ALL {

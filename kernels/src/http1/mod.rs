@@ -13,6 +13,7 @@
 //! [`reference`] is the specification; each entry point calls the variant
 //! that the CPU selects (see `marg_gen::rt`).
 
+pub mod asm;
 pub mod reference;
 
 pub use reference::Digits;
@@ -20,18 +21,48 @@ pub use reference::Digits;
 use marg_gen::rt::{KernelMeta, SelectError};
 
 /// The kernels of this family.
-pub static REGISTRY: &[&KernelMeta] = &[];
+pub static REGISTRY: &[&KernelMeta] = &[
+    asm::FIND_HEADER_END.meta(),
+    asm::SCAN_TOKEN.meta(),
+    asm::SCAN_TARGET.meta(),
+    asm::SCAN_FIELD_VALUE.meta(),
+    asm::FIND_BYTE2.meta(),
+    asm::FIND_BYTE3.meta(),
+    asm::EQ_IGNORE_ASCII_CASE.meta(),
+    asm::PARSE_DECIMAL.meta(),
+    asm::PARSE_HEX.meta(),
+];
 
 /// Selects and places every kernel of the family.
 pub fn init() -> Result<Vec<(&'static str, &'static str)>, SelectError> {
-    Ok(Vec::new())
+    Ok(vec![
+        ("find_header_end", asm::FIND_HEADER_END.init()?.name),
+        ("scan_token", asm::SCAN_TOKEN.init()?.name),
+        ("scan_target", asm::SCAN_TARGET.init()?.name),
+        ("scan_field_value", asm::SCAN_FIELD_VALUE.init()?.name),
+        ("find_byte2", asm::FIND_BYTE2.init()?.name),
+        ("find_byte3", asm::FIND_BYTE3.init()?.name),
+        (
+            "eq_ignore_ascii_case",
+            asm::EQ_IGNORE_ASCII_CASE.init()?.name,
+        ),
+        ("parse_decimal", asm::PARSE_DECIMAL.init()?.name),
+        ("parse_hex", asm::PARSE_HEX.init()?.name),
+    ])
 }
+
+// SAFETY (for every call below): each kernel reads only `[ptr, ptr + len)`
+// of its inputs (and the pages those bytes lie in, never another page; the
+// guard-page differential tests in `verify` check both), writes only through
+// its `out` argument, and is otherwise a pure function. The slices passed
+// are valid for their length.
 
 /// Index just past the first `\r\n\r\n` in `buf` (the start of the body), or
 /// `None` if the header block is not complete yet.
 #[inline]
 pub fn find_header_end(buf: &[u8]) -> Option<usize> {
-    let i = reference::find_header_end(buf);
+    // SAFETY: see the note above `find_header_end`.
+    let i = unsafe { (asm::FIND_HEADER_END.get())(buf.as_ptr(), buf.len()) };
     (i < buf.len()).then_some(i + 4)
 }
 
@@ -39,50 +70,72 @@ pub fn find_header_end(buf: &[u8]) -> Option<usize> {
 /// is the first byte outside the set.
 #[inline]
 pub fn scan_token(buf: &[u8]) -> usize {
-    reference::scan_token(buf)
+    // SAFETY: see the note above `find_header_end`.
+    unsafe { (asm::SCAN_TOKEN.get())(buf.as_ptr(), buf.len()) }
 }
 
 /// Length of the leading run of request-target bytes (`0x21..=0x7E`).
 #[inline]
 pub fn scan_target(buf: &[u8]) -> usize {
-    reference::scan_target(buf)
+    // SAFETY: see the note above `find_header_end`.
+    unsafe { (asm::SCAN_TARGET.get())(buf.as_ptr(), buf.len()) }
 }
 
 /// Length of the leading run of field-value bytes (HTAB, SP, VCHAR,
 /// obs-text); `buf[result]` is then CR, LF, another CTL or DEL.
 #[inline]
 pub fn scan_field_value(buf: &[u8]) -> usize {
-    reference::scan_field_value(buf)
+    // SAFETY: see the note above `find_header_end`.
+    unsafe { (asm::SCAN_FIELD_VALUE.get())(buf.as_ptr(), buf.len()) }
 }
 
 /// Index of the first byte equal to `a` or `b`.
 #[inline]
 pub fn find_byte2(buf: &[u8], a: u8, b: u8) -> Option<usize> {
-    let i = reference::find_byte2(buf, a, b);
+    // SAFETY: see the note above `find_header_end`.
+    let i = unsafe { (asm::FIND_BYTE2.get())(buf.as_ptr(), buf.len(), a.into(), b.into()) };
     (i < buf.len()).then_some(i)
 }
 
 /// Index of the first byte equal to `a`, `b` or `c`.
 #[inline]
 pub fn find_byte3(buf: &[u8], a: u8, b: u8, c: u8) -> Option<usize> {
-    let i = reference::find_byte3(buf, a, b, c);
+    // SAFETY: see the note above `find_header_end`.
+    let i =
+        unsafe { (asm::FIND_BYTE3.get())(buf.as_ptr(), buf.len(), a.into(), b.into(), c.into()) };
     (i < buf.len()).then_some(i)
 }
 
 /// ASCII case-insensitive equality.
 #[inline]
 pub fn eq_ignore_ascii_case(a: &[u8], b: &[u8]) -> bool {
-    reference::eq_ignore_ascii_case(a, b)
+    if a.len() != b.len() {
+        return false;
+    }
+    // SAFETY: see the note above `find_header_end`; both are `a.len()` long.
+    unsafe { (asm::EQ_IGNORE_ASCII_CASE.get())(a.as_ptr(), b.as_ptr(), a.len()) != 0 }
 }
 
 /// Leading decimal digits of `buf` and their value (see [`Digits`]).
 #[inline]
 pub fn parse_decimal(buf: &[u8]) -> Digits {
-    reference::parse_decimal(buf)
+    digits(asm::PARSE_DECIMAL.get(), buf)
 }
 
 /// Leading hex digits of `buf` and their value (see [`Digits`]).
 #[inline]
 pub fn parse_hex(buf: &[u8]) -> Digits {
-    reference::parse_hex(buf)
+    digits(asm::PARSE_HEX.get(), buf)
+}
+
+#[inline]
+fn digits(f: asm::DigitsFn, buf: &[u8]) -> Digits {
+    let mut value = 0u64;
+    // SAFETY: see the note above `find_header_end`; `value` is writable.
+    let end = unsafe { f(buf.as_ptr(), buf.len(), &mut value) };
+    if end == usize::MAX {
+        Digits::Overflow
+    } else {
+        Digits::Run { end, value }
+    }
 }

@@ -29,7 +29,9 @@ pub const fn is_field_value_byte(b: u8) -> bool {
 
 /// Start of the first `\r\n\r\n` in `buf`, or `buf.len()` if there is none.
 pub fn find_header_end(buf: &[u8]) -> usize {
-    buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(buf.len())
+    buf.windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(buf.len())
 }
 
 /// Index of the first byte that is not a `tchar`, or `buf.len()`.
@@ -39,29 +41,37 @@ pub fn scan_token(buf: &[u8]) -> usize {
 
 /// Index of the first byte not allowed in a request-target, or `buf.len()`.
 pub fn scan_target(buf: &[u8]) -> usize {
-    buf.iter().position(|&b| !is_target_byte(b)).unwrap_or(buf.len())
+    buf.iter()
+        .position(|&b| !is_target_byte(b))
+        .unwrap_or(buf.len())
 }
 
 /// Index of the first byte that ends or invalidates a field value (CR, LF,
 /// NUL, other CTLs except HTAB, DEL), or `buf.len()`.
 pub fn scan_field_value(buf: &[u8]) -> usize {
-    buf.iter().position(|&b| !is_field_value_byte(b)).unwrap_or(buf.len())
+    buf.iter()
+        .position(|&b| !is_field_value_byte(b))
+        .unwrap_or(buf.len())
 }
 
 /// Index of the first byte equal to `a` or `b`, or `buf.len()`.
 pub fn find_byte2(buf: &[u8], a: u8, b: u8) -> usize {
-    buf.iter().position(|&x| x == a || x == b).unwrap_or(buf.len())
+    buf.iter()
+        .position(|&x| x == a || x == b)
+        .unwrap_or(buf.len())
 }
 
 /// Index of the first byte equal to `a`, `b` or `c`, or `buf.len()`.
 pub fn find_byte3(buf: &[u8], a: u8, b: u8, c: u8) -> usize {
-    buf.iter().position(|&x| x == a || x == b || x == c).unwrap_or(buf.len())
+    buf.iter()
+        .position(|&x| x == a || x == b || x == c)
+        .unwrap_or(buf.len())
 }
 
 /// ASCII case-insensitive equality of two equally long byte strings
 /// (only `A-Z`/`a-z` fold; every other byte must match exactly).
 pub fn eq_ignore_ascii_case(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_ascii_lowercase() == y.to_ascii_lowercase())
+    a.eq_ignore_ascii_case(b)
 }
 
 /// Result of the raw number-parsing kernels: how far the digits run and
@@ -82,12 +92,18 @@ pub fn parse_decimal(buf: &[u8]) -> Digits {
         if !b.is_ascii_digit() {
             return Digits::Run { end: i, value };
         }
-        value = match value.checked_mul(10).and_then(|v| v.checked_add(u64::from(b - b'0'))) {
+        value = match value
+            .checked_mul(10)
+            .and_then(|v| v.checked_add(u64::from(b - b'0')))
+        {
             Some(v) => v,
             None => return Digits::Overflow,
         };
     }
-    Digits::Run { end: buf.len(), value }
+    Digits::Run {
+        end: buf.len(),
+        value,
+    }
 }
 
 /// Parses the leading run of ASCII hex digits (`0-9a-fA-F`) of `buf`.
@@ -105,7 +121,10 @@ pub fn parse_hex(buf: &[u8]) -> Digits {
         }
         value = value << 4 | u64::from(d);
     }
-    Digits::Run { end: buf.len(), value }
+    Digits::Run {
+        end: buf.len(),
+        value,
+    }
 }
 
 #[cfg(test)]
@@ -123,20 +142,44 @@ mod tests {
 
     #[test]
     fn header_end() {
-        assert_eq!(find_header_end(b"GET / HTTP/1.1\r\nHost: a\r\n\r\nbody"), 23);
+        assert_eq!(
+            find_header_end(b"GET / HTTP/1.1\r\nHost: a\r\n\r\nbody"),
+            23
+        );
         assert_eq!(find_header_end(b"\r\n\r"), 3);
         assert_eq!(find_header_end(b"\r\n\r\n"), 0);
     }
 
     #[test]
     fn numbers() {
-        assert_eq!(parse_decimal(b"18446744073709551615"), Digits::Run { end: 20, value: u64::MAX });
+        assert_eq!(
+            parse_decimal(b"18446744073709551615"),
+            Digits::Run {
+                end: 20,
+                value: u64::MAX
+            }
+        );
         assert_eq!(parse_decimal(b"18446744073709551616"), Digits::Overflow);
-        assert_eq!(parse_decimal(b"00000000000000000000000042x"), Digits::Run { end: 26, value: 42 });
+        assert_eq!(
+            parse_decimal(b"00000000000000000000000042x"),
+            Digits::Run { end: 26, value: 42 }
+        );
         assert_eq!(parse_decimal(b""), Digits::Run { end: 0, value: 0 });
-        assert_eq!(parse_hex(b"ffffffffffffffff;"), Digits::Run { end: 16, value: u64::MAX });
+        assert_eq!(
+            parse_hex(b"ffffffffffffffff;"),
+            Digits::Run {
+                end: 16,
+                value: u64::MAX
+            }
+        );
         assert_eq!(parse_hex(b"10000000000000000"), Digits::Overflow);
-        assert_eq!(parse_hex(b"00000000000000000001A\r"), Digits::Run { end: 21, value: 0x1a });
+        assert_eq!(
+            parse_hex(b"00000000000000000001A\r"),
+            Digits::Run {
+                end: 21,
+                value: 0x1a
+            }
+        );
     }
 
     #[test]
