@@ -219,7 +219,11 @@ impl Conn {
     /// Whether everything queued was written and the connection should now
     /// be closed.
     pub fn should_close(&self) -> bool {
-        self.close_after_flush && self.out.is_empty() && self.file.is_none() && self.pending.is_empty()
+        self.close_after_flush
+            && self.out.is_empty()
+            && self.file.is_none()
+            && self.pending.is_empty()
+            && !self.request_in_progress()
     }
 
     /// Whether a request is partly received (the header-read timeout runs).

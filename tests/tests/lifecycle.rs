@@ -1,0 +1,146 @@
+//! Timeouts, connection limits, graceful shutdown, and the CLI.
+
+use std::io::Write;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use marg_tests::{is_closed, marg_bin, read_responses, read_to_close, status_of, Server};
+
+#[test]
+fn header_timeout_is_408_even_for_slowloris() {
+    let s = Server::start(&["--header-timeout", "300ms"]);
+    // Partial head, then silence.
+    let mut c = s.connect();
+    let t0 = Instant::now();
+    c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
+    let raw = read_to_close(&mut c);
+    assert_eq!(status_of(&raw), 408);
+    let dt = t0.elapsed();
+    assert!(dt >= Duration::from_millis(280) && dt < Duration::from_secs(2), "{dt:?}");
+    // Drip-feed: one byte every 50 ms never completes the head in time.
+    let mut c = s.connect();
+    let t0 = Instant::now();
+    let mut closed_at = None;
+    for b in b"GET / HTTP/1.1\r\nHost: xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\r\n\r\n" {
+        if c.write_all(&[*b]).is_err() {
+            closed_at = Some(t0.elapsed());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        if t0.elapsed() > Duration::from_millis(600) {
+            break;
+        }
+    }
+    let raw = read_to_close(&mut c);
+    assert_eq!(status_of(&raw), 408, "{:?} {closed_at:?}", String::from_utf8_lossy(&raw));
+    assert!(t0.elapsed() < Duration::from_secs(3));
+}
+
+#[test]
+fn idle_keep_alive_timeout_closes_quietly() {
+    let s = Server::start(&["--idle-timeout", "300ms"]);
+    let mut c = s.connect();
+    c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    assert_eq!(read_responses(&mut c, 1)[0].status, 200);
+    // Still open well before the timeout, keeps working.
+    std::thread::sleep(Duration::from_millis(150));
+    c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    assert_eq!(read_responses(&mut c, 1)[0].status, 200);
+    let t0 = Instant::now();
+    let raw = read_to_close(&mut c);
+    assert!(raw.is_empty(), "idle close sends nothing: {:?}", String::from_utf8_lossy(&raw));
+    let dt = t0.elapsed();
+    assert!(dt >= Duration::from_millis(250) && dt < Duration::from_secs(2), "{dt:?}");
+    // A connection that never sends anything is closed too.
+    let mut c = s.connect();
+    assert!(is_closed(&mut c, Duration::from_secs(2)));
+}
+
+#[test]
+fn max_conns_accepts_and_closes_extra() {
+    let s = Server::start(&["--max-conns", "2"]);
+    let mut a = s.connect();
+    let mut b = s.connect();
+    for c in [&mut a, &mut b] {
+        c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        assert_eq!(read_responses(c, 1)[0].status, 200);
+    }
+    let mut extra = s.connect();
+    let _ = extra.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(is_closed(&mut extra, Duration::from_secs(2)));
+    // The loop did not stall: existing connections still work.
+    a.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    assert_eq!(read_responses(&mut a, 1)[0].status, 200);
+    drop(b);
+    std::thread::sleep(Duration::from_millis(100));
+    let mut again = s.connect();
+    again.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    assert_eq!(read_responses(&mut again, 1)[0].status, 200);
+}
+
+#[test]
+fn graceful_shutdown_finishes_in_flight_requests() {
+    let mut s = Server::start(&["--test-routes", "--shutdown-timeout", "5s"]);
+    // An idle keep-alive connection, a request whose body is half sent, and
+    // a deferred request.
+    let mut idle = s.connect();
+    idle.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    assert_eq!(read_responses(&mut idle, 1)[0].status, 200);
+    let mut half = s.connect();
+    half.write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhello").unwrap();
+    let mut slow = s.connect();
+    slow.write_all(b"GET /delay?ms=400 HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    s.signal("TERM");
+    std::thread::sleep(Duration::from_millis(100));
+    // Stopped accepting.
+    let refused = std::net::TcpStream::connect(("127.0.0.1", s.port)).map(|mut c| {
+        let _ = c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        c.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+        read_to_close(&mut c).is_empty()
+    });
+    assert!(refused.unwrap_or(true), "new connections are not served");
+    // The idle connection was closed.
+    assert!(is_closed(&mut idle, Duration::from_secs(1)));
+    // In-flight requests complete, with Connection: close.
+    half.write_all(b"world").unwrap();
+    let r = read_responses(&mut half, 1);
+    assert_eq!(r[0].text(), "helloworld");
+    assert_eq!(r[0].header("connection"), Some("close"));
+    let r = read_responses(&mut slow, 1);
+    assert_eq!(r[0].text(), "delayed\n");
+    assert_eq!(s.wait_exit(Duration::from_secs(5)), Some(0));
+}
+
+#[test]
+fn shutdown_deadline_bounds_the_wait() {
+    let mut s = Server::start(&["--shutdown-timeout", "300ms"]);
+    let mut c = s.connect();
+    c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap(); // never finished
+    std::thread::sleep(Duration::from_millis(50));
+    let t0 = Instant::now();
+    s.signal("INT");
+    assert_eq!(s.wait_exit(Duration::from_secs(3)), Some(0));
+    assert!(t0.elapsed() < Duration::from_secs(2));
+}
+
+#[test]
+fn cli() {
+    let out = Command::new(marg_bin()).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    for flag in ["--port", "--host", "--workers", "--static", "--header-timeout", "--max-body", "--access-log"] {
+        assert!(help.contains(flag), "{flag} missing from --help");
+    }
+    let out = Command::new(marg_bin()).arg("kernels").output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("find_header_end"));
+    let out = Command::new(marg_bin()).args(["serve", "app.js", "--port", "0"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("JavaScript support not built in"));
+    let out = Command::new(marg_bin()).args(["serve", "--bogus"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown option"));
+    let out = Command::new(marg_bin()).args(["serve", "--header-timeout", "soon"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("expected a duration"));
+}
