@@ -156,3 +156,59 @@ mod tests {
         assert_eq!(libc::WTERMSIG(status), libc::SIGSEGV);
     }
 }
+
+/// What the harness is running right now, for the fault reporter: a fixed
+/// buffer so that the signal handler can print it without allocating.
+static CURRENT: [core::sync::atomic::AtomicU8; 192] =
+    [const { core::sync::atomic::AtomicU8::new(0) }; 192];
+static CURRENT_LEN: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
+/// Records what is about to run (kernel, variant, placement, input length)
+/// so that a guard-page fault names it instead of just killing the process.
+pub fn set_current(kernel: &str, variant: &str, placement: Placement, len: usize) {
+    use core::sync::atomic::Ordering::Relaxed;
+    use std::io::Write;
+    let mut buf = [0u8; 192];
+    let mut w = &mut buf[..];
+    let _ = write!(
+        w,
+        "marg-verify: memory fault in kernel {kernel}, variant {variant}, input of {len} bytes {placement:?} a guard page (an out-of-bounds read)\n"
+    );
+    let n = 192 - w.len();
+    for (slot, b) in CURRENT.iter().zip(&buf[..n]) {
+        slot.store(*b, Relaxed);
+    }
+    CURRENT_LEN.store(n, Relaxed);
+}
+
+extern "C" fn report_fault(sig: libc::c_int) {
+    use core::sync::atomic::Ordering::Relaxed;
+    let n = CURRENT_LEN.load(Relaxed);
+    let mut buf = [0u8; 192];
+    for (b, slot) in buf.iter_mut().zip(&CURRENT[..n]) {
+        *b = slot.load(Relaxed);
+    }
+    // SAFETY: write(2) and signal/raise are async-signal-safe; `buf` is a
+    // local array of `n <= 192` initialised bytes. Restoring the default
+    // action and re-raising ends the process with the original signal.
+    unsafe {
+        libc::write(2, buf.as_ptr() as *const libc::c_void, n);
+        libc::signal(sig, libc::SIG_DFL);
+        libc::raise(sig);
+    }
+}
+
+/// Installs SIGSEGV/SIGBUS handlers that print [`set_current`]'s record
+/// before the process dies. Idempotent.
+pub fn install_fault_reporter() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let handler = report_fault as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        // SAFETY: installing a handler that only calls async-signal-safe
+        // functions (see `report_fault`).
+        unsafe {
+            libc::signal(libc::SIGSEGV, handler);
+            libc::signal(libc::SIGBUS, handler);
+        }
+    });
+}

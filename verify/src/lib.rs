@@ -155,8 +155,10 @@ pub fn mutate(case: &mut Case, rng: &mut SplitMix) {
 /// Checks one case on every runnable variant and both placements.
 pub fn check_all(subject: &dyn Subject, case: &Case) -> Result<(), String> {
     let (runnable, _) = partition(subject.meta());
+    guard::install_fault_reporter();
     for v in runnable {
         for p in Placement::ALL {
+            guard::set_current(subject.name(), v.name, p, case.a.len());
             subject
                 .check(v, case, p)
                 .map_err(|e| format!("variant {} ({p:?}): {e}", v.name))?;

@@ -14,6 +14,7 @@ fn cases() -> u32 {
 
 #[test]
 fn every_variant_matches_its_reference() {
+    verify::guard::install_fault_reporter();
     let mut skipped = Vec::new();
     for s in subjects() {
         let (run, skip) = partition(s.meta());
@@ -31,6 +32,7 @@ fn every_variant_matches_its_reference() {
             runner
                 .run(&s.strategy(), |case| {
                     for p in Placement::ALL {
+                        verify::guard::set_current(s.name(), v.name, p, case.a.len());
                         s.check(v, &case, p).map_err(TestCaseError::fail)?;
                     }
                     Ok(())
