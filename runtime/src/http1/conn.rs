@@ -183,6 +183,11 @@ impl Conn {
         }
     }
 
+    /// Size of the input buffer (bounded by the limits; for tests).
+    pub fn input_capacity(&self) -> usize {
+        self.inbuf.len()
+    }
+
     /// Records that `n` bytes were read into [`Conn::read_space`].
     pub fn filled(&mut self, n: usize) {
         self.end = (self.end + n).min(self.inbuf.len());

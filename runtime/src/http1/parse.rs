@@ -335,7 +335,11 @@ fn parse_lines(
             Some(b':') if nlen > 0 => {}
             Some(b' ') | Some(b'\t') if nlen > 0 => return Err(ParseError::WhitespaceBeforeColon),
             Some(b'\n') => return Err(ParseError::BareLf),
-            Some(b'\r') if buf.get(i + 1).is_some_and(|&b| b != b'\n') => return Err(ParseError::BareCr),
+            Some(b'\r') => match buf.get(i + 1) {
+                None => return Ok(None),
+                Some(b'\n') => return Err(ParseError::InvalidHeaderName),
+                Some(_) => return Err(ParseError::BareCr),
+            },
             _ => return Err(ParseError::InvalidHeaderName),
         }
         let name_end = i;
@@ -568,20 +572,17 @@ impl ChunkedDecoder {
                         }
                         _ => {}
                     }
-                    match parse_trailer_line(rest)? {
+                    // Only the bytes still allowed by the limit are looked
+                    // at, so the verdict does not depend on read sizes.
+                    let allowed = limits.max_header_bytes.saturating_sub(self.trailer_bytes);
+                    let window = &rest[..rest.len().min(allowed)];
+                    match parse_trailer_line(window)? {
                         Some(len) => {
                             self.trailer_bytes += len;
-                            if self.trailer_bytes > limits.max_header_bytes {
-                                return Err(ParseError::HeadersTooLarge);
-                            }
                             self.pos += len;
                         }
-                        None => {
-                            if self.trailer_bytes + rest.len() > limits.max_header_bytes {
-                                return Err(ParseError::HeadersTooLarge);
-                            }
-                            return Ok(false);
-                        }
+                        None if rest.len() >= allowed => return Err(ParseError::HeadersTooLarge),
+                        None => return Ok(false),
                     }
                 }
             }
