@@ -53,7 +53,7 @@ check-kernels:
 	$(CARGO) run --locked -q -p marg-gen-cli -- check
 
 fuzz:
-	$(CARGO) run --locked -q --release -p verify --bin marg-verify -- fuzz all --seconds $(FUZZ_SECONDS)
+	$(CARGO) run --locked -q -p verify --bin marg-verify -- fuzz all --seconds $(FUZZ_SECONDS)
 
 bench-kernels:
 	$(CARGO) bench -p kernels --bench http1

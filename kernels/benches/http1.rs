@@ -19,7 +19,7 @@ Accept-Encoding: gzip,deflate\r\n\
 Accept-Charset: Shift_JIS,utf-8;q=0.7,*;q=0.7\r\n\
 Keep-Alive: 115\r\n\
 Connection: keep-alive\r\n\
-Cookie: wp_ozh_wsa_visits=2; wp_ozh_wsa_visit_lasttime=xxxxxxxxxx; __utma=xxxxxxxxx.xxxxxxxxxx.xxxxxxxxxx.xxxxxxxxxx.xxxxxxxxxx.x; __utmz=xxxxxxxxx.xxxxxxxxxx.x.x.utmccn=(referral)|utmcsr=reader.livedoor.com|utmcct=/reader/|utmcmd=referral\r\n\
+Cookie: wp_ozh_wsa_visits=2; wp_ozh_wsa_visit_lasttime=x; __utma=xxxxxxxx.xxxxxxxxxx.xxxxxxxxxx.xxxxxxxxxx.xxxxxxxxxx.x; __utmz=xxxxxxxxx.xxxxxxxxxx.x.x.utmccn=(referral)|utmcsr=reader.livedoor.com\r\n\
 Cache-Control: max-age=0\r\n\
 Referer: http://www.kittyhell.com/\r\n\
 Pragma: no-cache\r\n\r\n";

@@ -303,9 +303,51 @@ marg_asm! {
         }
     }
 
+    // Sets ZF iff none of the 4W bytes at `base` is LF (`lf` holds
+    // broadcast LF); t0..t3 scratch.
+    macro lf_any4(base, lf, t0, t1, t2, t3) {
+        if W == 16 {
+            movdqu t0, [base]
+            pcmpeqb t0, lf
+            movdqu t1, [base + W]
+            pcmpeqb t1, lf
+            movdqu t2, [base + 2 * W]
+            pcmpeqb t2, lf
+            movdqu t3, [base + 3 * W]
+            pcmpeqb t3, lf
+            por t0, t1
+            por t2, t3
+            por t0, t2
+            pmovmskb edx, t0
+            test edx, edx
+        } else if W == 32 {
+            vpcmpeqb t0, lf, [base]
+            vpcmpeqb t1, lf, [base + W]
+            vpcmpeqb t2, lf, [base + 2 * W]
+            vpcmpeqb t3, lf, [base + 3 * W]
+            vpor t0, t0, t1
+            vpor t2, t2, t3
+            vpor t0, t0, t2
+            vptest t0, t0
+        } else {
+            vpcmpeqb k1, lf, [base]
+            vpcmpeqb k2, lf, [base + W]
+            korq k1, k1, k2
+            vpcmpeqb k2, lf, [base + 2 * W]
+            korq k1, k1, k2
+            vpcmpeqb k2, lf, [base + 3 * W]
+            korq k1, k1, k2
+            kortestq k1, k1
+        }
+    }
+
     /// Start of the first `\r\n\r\n`, or len. Candidate starts are
     /// 0..n with n = len - 3; four overlapping loads compare each start's
-    /// four bytes at once, so no state carries across blocks.
+    /// four bytes at once, so no state carries across blocks. Long inputs
+    /// are first filtered 4W starts at a time: a start j can only match if
+    /// byte j + 1 is LF, and a block without any LF is skipped with one load
+    /// and compare per vector (how memchr's memmem prefilter pays off, here
+    /// on the byte that is rarest in header text after CR).
     pub fn find_header_end(ptr: *const u8, len: usize) -> usize {
         variants {
             baseline(level = baseline, width = 16),
@@ -315,6 +357,7 @@ marg_asm! {
         let cr = v8;
         let lf = v9;
         let n = r9;                     // number of candidate start positions
+        let block_end = r11;
         mov ecx, 13
         vbroadcast_byte!(cr, ecx, v0)
         mov ecx, 10
@@ -325,6 +368,20 @@ marg_asm! {
         lea n, [rsi - 3]
         cmp n, W
         jb short_input
+        lea rcx, [rax + 4 * W]
+        cmp rcx, n
+        ja main_loop
+    wide_loop:                          // while i + 4W <= n: skip LF-free blocks
+        lf_any4!(rdi + rax + 1, lf, v0, v1, v2, v3)
+        jnz wide_hit
+    wide_next:
+        add rax, 4 * W
+        lea rcx, [rax + 4 * W]
+        cmp rcx, n
+        jbe wide_loop
+        lea rcx, [rax + W]
+        cmp rcx, n
+        ja tail
     main_loop:                          // while i + W <= n
         crlfcrlf_mask!(rdi + rax, cr, lf, v0, v1)
         test rdx, rdx
@@ -333,6 +390,7 @@ marg_asm! {
         lea rcx, [rax + W]
         cmp rcx, n
         jbe main_loop
+    tail:
         cmp rax, n
         je not_found
     last_block:                         // 0 < r = n - i < W: block ending at n
@@ -350,6 +408,17 @@ marg_asm! {
         je not_found
         add rax, rdx
         ret
+    wide_hit:                           // exact check of the 4 blocks at i
+        lea block_end, [rax + 4 * W]
+    wide_exact:
+        crlfcrlf_mask!(rdi + rax, cr, lf, v0, v1)
+        test rdx, rdx
+        jnz found
+        add rax, W
+        cmp rax, block_end
+        jb wide_exact
+        sub rax, 4 * W                  // wide_next adds it back
+        jmp wide_next
     found:
         bsf rdx, rdx
         add rax, rdx
