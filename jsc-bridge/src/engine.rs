@@ -154,6 +154,7 @@ impl Engine {
         let abs = std::fs::canonicalize(app_path).unwrap_or_else(|_| app_path.to_path_buf());
         let quantum = (opts.cpu_limit.as_secs_f64() / 8.0).clamp(0.005, 0.25);
         let log_prefix = format!("[js w{}]", opts.worker);
+        configure_jsc();
         // SAFETY: plain constructors of the C API; checked for null below.
         let (group, ctx) = unsafe {
             let group = JSContextGroupCreate();
@@ -449,6 +450,7 @@ impl Engine {
             // SAFETY: ctx is live.
             let argv = [unsafe { JSValueMakeNumber(ctx, now_ms) }, args];
             let mut exc: JSValueRef = ptr::null();
+            self.arm_watchdog();
             // SAFETY: tick_fn is protected and live; argv holds live values.
             let r = unsafe {
                 JSObjectCallAsFunction(ctx, self.tick_fn, ptr::null_mut(), 2, argv.as_ptr(), &mut exc)
@@ -481,6 +483,21 @@ impl Engine {
         if st.queue.is_empty() {
             st.queue = ids;
         }
+    }
+
+    /// (Re-)arms JSC's execution time limit for the next entry. JSC does not reliably re-arm
+    /// its timer for later entries after the callback asked to terminate one, so every entry
+    /// sets the limit afresh.
+    fn arm_watchdog(&self) {
+        // SAFETY: group is live; the context pointer is the State that outlives the group.
+        unsafe {
+            JSContextGroupSetExecutionTimeLimit(
+                self.group,
+                (*self.state).quantum,
+                Some(should_terminate),
+                self.state as *mut c_void,
+            )
+        };
     }
 
     /// The flat `[id, method, target, flags, body]*` array for `ids`.
@@ -615,6 +632,22 @@ impl Drop for Enter {
     fn drop(&mut self) {
         CURRENT.with(|c| c.set(self.prev));
     }
+}
+
+/// Process-wide JSC options, set once before the first VM is created.
+///
+/// `usePollingTraps`: with JSC's default signal-based traps, the execution-time-limit trap was
+/// not delivered to a looping handler after a previous entry had been terminated (the
+/// "Signal Sender" thread stayed blocked suspending the mutator), so a second runaway
+/// handler hung the worker for good (reproduced by the `runaway_handler_*` test). Polling
+/// traps check at loop back-edges instead and fire every time.
+fn configure_jsc() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: a NUL-terminated option name; called once, before any VM exists in this
+        // process (Engine::new is the only place that creates VMs).
+        unsafe { jsc_options_set_boolean(c"usePollingTraps".as_ptr(), 1) };
+    });
 }
 
 fn log_line(prefix: &str, level: u8, msg: &str) {

@@ -90,6 +90,9 @@ extern "C" {
     );
     pub fn JSContextGroupClearExecutionTimeLimit(group: JSContextGroupRef);
 
+    /// GLib-API option setter (`jsc/JSCOptions.h`); must run before the first VM exists.
+    pub fn jsc_options_set_boolean(option: *const c_char, value: i32) -> i32;
+
     pub fn JSEvaluateScript(
         ctx: JSContextRef,
         script: JSStringRef,
