@@ -17,9 +17,11 @@ mod js;
 
 pub use engine::{Engine, LoadError, Options};
 
+use runtime::server::Config;
 use runtime::{CompletionSink, Handled, Handler, HandlerFactory, Request, RequestId, Response};
-use std::path::PathBuf;
-use std::time::Instant;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// A worker's JS handler: every request is deferred and answered from [`Handler::tick`].
 pub struct JsHandler {
@@ -92,5 +94,61 @@ impl HandlerFactory for JsFactory {
         };
         let engine = Engine::new(&self.app, opts).map_err(|e| e.to_string())?;
         Ok(Box::new(JsHandler::new(engine)))
+    }
+}
+
+/// The runtime's [`runtime::cli::JsLoader`]: loads `app` once on the calling thread (so that a
+/// syntax error stops `marg serve` before any worker starts) and returns the per-worker
+/// factory.
+///
+/// Settings not (yet) in the runtime's [`Config`] come from the environment:
+/// `MARG_DEV=1` (stacks in 500 responses), `MARG_JS_CPU_LIMIT` (CPU time per request and
+/// VM entry before 503, default `5s`), `MARG_JS_TIMEOUT` (time without a response before
+/// 504, default `30s`); durations as `250ms`, `5s` or plain seconds.
+///
+/// A broken app (unreadable, syntax error, exception at start-up) prints
+/// `marg: <file>:<line>:<column>: <error>` and exits the process with status 1.
+pub fn load(app: &Path, cfg: &Config) -> Result<Arc<dyn HandlerFactory>, String> {
+    let _ = cfg;
+    let opts = options_from_env()?;
+    match JsFactory::new(app, opts) {
+        Ok(f) => Ok(Arc::new(f)),
+        Err(e) => {
+            eprintln!("marg: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// Reads the bridge's settings from `MARG_DEV`, `MARG_JS_CPU_LIMIT`, `MARG_JS_TIMEOUT`.
+pub fn options_from_env() -> Result<Options, String> {
+    let mut o = Options::default();
+    if let Ok(v) = std::env::var("MARG_DEV") {
+        o.dev = !matches!(v.as_str(), "" | "0" | "false" | "no");
+    }
+    if let Ok(v) = std::env::var("MARG_JS_CPU_LIMIT") {
+        o.cpu_limit = parse_duration("MARG_JS_CPU_LIMIT", &v)?;
+    }
+    if let Ok(v) = std::env::var("MARG_JS_TIMEOUT") {
+        o.response_timeout = parse_duration("MARG_JS_TIMEOUT", &v)?;
+    }
+    Ok(o)
+}
+
+/// `250ms`, `5s`, `2m` or plain seconds.
+fn parse_duration(name: &str, v: &str) -> Result<Duration, String> {
+    let v = v.trim();
+    let (num, scale) = if let Some(n) = v.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = v.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = v.strip_suffix('m') {
+        (n, 60.0)
+    } else {
+        (v, 1.0)
+    };
+    match num.trim().parse::<f64>() {
+        Ok(x) if x.is_finite() && x > 0.0 => Ok(Duration::from_secs_f64(x * scale)),
+        _ => Err(format!("{name}={v:?}: expected a duration like 250ms, 5s or 2m")),
     }
 }

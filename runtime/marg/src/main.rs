@@ -2,5 +2,5 @@
 //! `runtime::cli::main(Some(jsc_bridge::load))` once it is a dependency.
 
 fn main() -> std::process::ExitCode {
-    runtime::cli::main(None)
+    runtime::cli::main(Some(jsc_bridge::load))
 }
