@@ -10,7 +10,7 @@
 //! `Host` in HTTP/1.1.
 
 use kernels::http1::{
-    eq_ignore_ascii_case, find_byte2, find_header_end, parse_decimal, parse_hex, scan_field_value,
+    eq_ignore_ascii_case, find_byte2, parse_decimal, parse_hex, scan_field_value,
     scan_target, scan_token, Digits,
 };
 
@@ -207,11 +207,7 @@ pub fn parse_head(buf: &[u8], limits: &Limits, spans: &mut [HeaderSpan]) -> Resu
     // Only the first `max_header_bytes` count; the result is the same
     // however the input was split into reads.
     let window = &buf[..buf.len().min(skip + limits.max_header_bytes)];
-    let bytes = match find_header_end(&window[skip..]) {
-        Some(e) => &window[..skip + e],
-        None => window,
-    };
-    match parse_lines(bytes, skip, limits, spans)? {
+    match parse_lines(window, skip, limits, spans)? {
         Some(head) => Ok(Parsed::Complete(head)),
         None if buf.len() >= skip + limits.max_header_bytes => Err(ParseError::HeadersTooLarge),
         None => Ok(Parsed::Partial),
@@ -328,7 +324,7 @@ fn parse_lines(
             Some(_) => {}
         }
         let n0 = i;
-        let nlen = scan_token(&buf[i..]);
+        let nlen = scan_name(&buf[i..]);
         i += nlen;
         match buf.get(i) {
             None => return Ok(None),
@@ -366,16 +362,17 @@ fn parse_lines(
         // Fields with framing or connection semantics.
         let name = &buf[n0..name_end];
         let value = &buf[v0..v1];
-        match name.len() {
-            4 if eq_ignore_ascii_case(name, b"host") => hosts += 1,
-            6 if eq_ignore_ascii_case(name, b"expect") => {
+        // The first byte filters out most fields before a comparison.
+        match (name.len(), name[0] | 0x20) {
+            (4, b'h') if eq_ignore_ascii_case(name, b"host") => hosts += 1,
+            (6, b'e') if eq_ignore_ascii_case(name, b"expect") => {
                 if eq_ignore_ascii_case(value, b"100-continue") {
                     expect_continue = true;
                 } else {
                     return Err(ParseError::UnsupportedExpectation);
                 }
             }
-            10 if eq_ignore_ascii_case(name, b"connection") => {
+            (10, b'c') if eq_ignore_ascii_case(name, b"connection") => {
                 for token in value.split(|&b| b == b',') {
                     let t = trim_ows(token);
                     if eq_ignore_ascii_case(t, b"close") {
@@ -385,7 +382,7 @@ fn parse_lines(
                     }
                 }
             }
-            14 if eq_ignore_ascii_case(name, b"content-length") => {
+            (14, b'c') if eq_ignore_ascii_case(name, b"content-length") => {
                 if content_length.is_some() {
                     return Err(ParseError::DuplicateContentLength);
                 }
@@ -394,7 +391,7 @@ fn parse_lines(
                     _ => return Err(ParseError::InvalidContentLength),
                 }
             }
-            17 if eq_ignore_ascii_case(name, b"transfer-encoding") => {
+            (17, b't') if eq_ignore_ascii_case(name, b"transfer-encoding") => {
                 // Only a single, lone `chunked` is accepted: anything else
                 // would leave the body length to a coding we do not decode.
                 if te_seen || !eq_ignore_ascii_case(value, b"chunked") {
@@ -442,6 +439,46 @@ fn version_error(v: &[u8]) -> ParseError {
         ParseError::UnsupportedVersion
     } else {
         ParseError::InvalidVersion
+    }
+}
+
+/// `tchar` membership, one entry per byte.
+static TCHAR: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = kernels::http1::reference::is_tchar(b as u8);
+        b += 1;
+    }
+    t
+};
+
+/// Length of the field name at the start of `buf`. Field names are short
+/// (a dozen bytes on average), where a table walk inlined here beats a call
+/// into the [`scan_token`] kernel; names of 32 bytes or more go to the
+/// kernel.
+#[inline(never)]
+fn scan_name(buf: &[u8]) -> usize {
+    let n = buf.len().min(32);
+    let mut i = 0;
+    // Four table lookups per step, combined, then find which one failed.
+    while i + 4 <= n {
+        let ok = TCHAR[buf[i] as usize]
+            & TCHAR[buf[i + 1] as usize]
+            & TCHAR[buf[i + 2] as usize]
+            & TCHAR[buf[i + 3] as usize];
+        if !ok {
+            break;
+        }
+        i += 4;
+    }
+    while i < n && TCHAR[buf[i] as usize] {
+        i += 1;
+    }
+    if i == 32 {
+        32 + scan_token(&buf[32..])
+    } else {
+        i
     }
 }
 
