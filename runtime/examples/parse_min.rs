@@ -39,5 +39,7 @@ fn main() {
         let mut r = httparse::Request::new(&mut headers);
         black_box(r.parse(black_box(&req)).ok());
     });
-    println!("741-byte request: marg {marg:.1} ns, httparse {hp:.1} ns (min over 300 batches of 1000)");
+    println!(
+        "741-byte request: marg {marg:.1} ns, httparse {hp:.1} ns (min over 300 batches of 1000)"
+    );
 }

@@ -119,7 +119,11 @@ pub fn kernel_summary() -> Result<String, String> {
             None => groups.push((v, vec![k])),
         }
     }
-    Ok(groups.iter().map(|(v, ks)| format!("{v} [{}]", ks.join(" "))).collect::<Vec<_>>().join(", "))
+    Ok(groups
+        .iter()
+        .map(|(v, ks)| format!("{v} [{}]", ks.join(" ")))
+        .collect::<Vec<_>>()
+        .join(", "))
 }
 
 fn parse_duration(flag: &str, v: &str) -> Result<Duration, String> {
@@ -142,7 +146,8 @@ fn parse_duration(flag: &str, v: &str) -> Result<Duration, String> {
 }
 
 fn parse_num<T: std::str::FromStr>(flag: &str, v: &str) -> Result<T, String> {
-    v.parse().map_err(|_| format!("{flag} {v:?}: expected a number"))
+    v.parse()
+        .map_err(|_| format!("{flag} {v:?}: expected a number"))
 }
 
 /// Parses `marg serve` arguments; `Ok(None)` for `--help`.
@@ -160,13 +165,17 @@ pub fn parse_serve(args: &[String]) -> Result<Option<Config>, String> {
                 return Ok(v.clone());
             }
             i += 1;
-            args.get(i).cloned().ok_or_else(|| format!("{flag} needs a value; see `marg serve --help`"))
+            args.get(i)
+                .cloned()
+                .ok_or_else(|| format!("{flag} needs a value; see `marg serve --help`"))
         };
         match flag {
             "-h" | "--help" => return Ok(None),
             "--host" => {
                 let v = value()?;
-                cfg.host = v.parse().map_err(|_| format!("--host {v:?}: expected an IP address like 127.0.0.1 or ::"))?;
+                cfg.host = v.parse().map_err(|_| {
+                    format!("--host {v:?}: expected an IP address like 127.0.0.1 or ::")
+                })?;
             }
             "--port" | "-p" => cfg.port = parse_num(flag, &value()?)?,
             "--workers" | "-w" => {
@@ -192,7 +201,9 @@ pub fn parse_serve(args: &[String]) -> Result<Option<Config>, String> {
             }
             _ => {
                 if cfg.app.is_some() {
-                    return Err(format!("unexpected argument {a:?}: only one APP may be given"));
+                    return Err(format!(
+                        "unexpected argument {a:?}: only one APP may be given"
+                    ));
                 }
                 cfg.app = Some(PathBuf::from(a));
             }
@@ -260,7 +271,11 @@ fn serve(cfg: Config, js: Option<JsLoader>) -> Result<(), String> {
     };
     server::run(cfg, factory, |s| {
         let a = s.local_addr();
-        let host = if a.is_ipv6() { format!("[{}]", a.ip()) } else { a.ip().to_string() };
+        let host = if a.is_ipv6() {
+            format!("[{}]", a.ip())
+        } else {
+            a.ip().to_string()
+        };
         println!(
             "marg listening on http://{host}:{} ({what}; workers: {workers}; kernels: {kernels})",
             a.port()

@@ -5,7 +5,9 @@
 
 use std::time::{Duration, Instant};
 
-use crate::handler::{CompletionSink, Handled, Handler, OwnedResponse, Request, RequestId, Response};
+use crate::handler::{
+    CompletionSink, Handled, Handler, OwnedResponse, Request, RequestId, Response,
+};
 
 /// The default handler; one per worker.
 #[derive(Debug, Default)]
@@ -18,7 +20,10 @@ pub struct HelloHandler {
 impl HelloHandler {
     /// A handler; `test_routes` enables the test-only routes.
     pub fn new(test_routes: bool) -> HelloHandler {
-        HelloHandler { test_routes, timers: Vec::new() }
+        HelloHandler {
+            test_routes,
+            timers: Vec::new(),
+        }
     }
 }
 
@@ -31,7 +36,9 @@ impl Handler for HelloHandler {
                 res.send(br#"{"message":"Hello, World!"}"#);
             }
             b"/echo" if self.test_routes => {
-                let ct = req.header(b"content-type").unwrap_or(b"application/octet-stream");
+                let ct = req
+                    .header(b"content-type")
+                    .unwrap_or(b"application/octet-stream");
                 res.header(b"Content-Type", ct);
                 res.send(req.body());
             }
@@ -51,7 +58,8 @@ impl Handler for HelloHandler {
                     .unwrap_or(100)
                     .min(60_000);
                 let head = req.method() == b"HEAD";
-                self.timers.push((Instant::now() + Duration::from_millis(ms), req.id(), head));
+                self.timers
+                    .push((Instant::now() + Duration::from_millis(ms), req.id(), head));
                 return Handled::Deferred;
             }
             b"/panic" if self.test_routes => panic!("test route /panic"),
@@ -72,7 +80,8 @@ impl Handler for HelloHandler {
             if at > now {
                 return true;
             }
-            let resp = OwnedResponse::new(200, "delayed\n").with_header("Content-Type", "text/plain");
+            let resp =
+                OwnedResponse::new(200, "delayed\n").with_header("Content-Type", "text/plain");
             sink.complete(id, resp);
             false
         });

@@ -9,8 +9,8 @@ pub use handler::{
     CompletionSink, Handled, Handler, HandlerFactory, Method, OwnedResponse, Protocol, Request,
     RequestId, Response, Version,
 };
-pub mod http1;
-pub mod server;
 pub mod cli;
 pub mod hello;
+pub mod http1;
+pub mod server;
 pub mod static_files;

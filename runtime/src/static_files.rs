@@ -22,7 +22,9 @@ pub struct StaticFiles {
 impl StaticFiles {
     /// A handler serving `root` (canonicalised now; errors if missing).
     pub fn new(root: &Path, fallback: Option<Box<dyn Handler>>) -> Result<StaticFiles, String> {
-        let root = root.canonicalize().map_err(|e| format!("--static {}: {e}", root.display()))?;
+        let root = root
+            .canonicalize()
+            .map_err(|e| format!("--static {}: {e}", root.display()))?;
         if !root.is_dir() {
             return Err(format!("--static {}: not a directory", root.display()));
         }
@@ -62,8 +64,10 @@ pub fn resolve(path: &[u8]) -> Result<PathBuf, PathError> {
             let b = seg[i];
             if b == b'%' {
                 let hex = |c: u8| (c as char).to_digit(16);
-                let (Some(h), Some(l)) = (seg.get(i + 1).and_then(|&c| hex(c)), seg.get(i + 2).and_then(|&c| hex(c)))
-                else {
+                let (Some(h), Some(l)) = (
+                    seg.get(i + 1).and_then(|&c| hex(c)),
+                    seg.get(i + 2).and_then(|&c| hex(c)),
+                ) else {
                     return Err(PathError::BadEncoding);
                 };
                 let v = (h * 16 + l) as u8;
@@ -133,12 +137,16 @@ pub enum RangeSpec {
 /// Parses a single byte range (multiple ranges are served as `Full`, which
 /// RFC 9110 §14.2 allows).
 pub fn parse_range(v: &[u8], size: u64) -> RangeSpec {
-    let Some(spec) = v.strip_prefix(b"bytes=") else { return RangeSpec::Full };
+    let Some(spec) = v.strip_prefix(b"bytes=") else {
+        return RangeSpec::Full;
+    };
     if spec.contains(&b',') {
         return RangeSpec::Full;
     }
     let spec = std::str::from_utf8(spec).unwrap_or("").trim();
-    let Some((a, b)) = spec.split_once('-') else { return RangeSpec::Full };
+    let Some((a, b)) = spec.split_once('-') else {
+        return RangeSpec::Full;
+    };
     let num = |s: &str| -> Option<u64> {
         if s.is_empty() || !s.bytes().all(|c| c.is_ascii_digit()) {
             None
@@ -158,7 +166,9 @@ pub fn parse_range(v: &[u8], size: u64) -> RangeSpec {
             None => RangeSpec::Full,
         },
         (false, _) => {
-            let Some(start) = num(a) else { return RangeSpec::Full };
+            let Some(start) = num(a) else {
+                return RangeSpec::Full;
+            };
             let end = if b.is_empty() {
                 Some(u64::MAX)
             } else {
@@ -184,10 +194,15 @@ pub fn parse_http_date(v: &[u8]) -> Option<u64> {
         return None;
     }
     let day: u64 = parts[1].parse().ok()?;
-    let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let months = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
     let month = months.iter().position(|m| *m == parts[2])? as u64 + 1;
     let year: i64 = parts[3].parse().ok()?;
-    let hms: Vec<u64> = parts[4].split(':').map(|x| x.parse().ok()).collect::<Option<Vec<_>>>()?;
+    let hms: Vec<u64> = parts[4]
+        .split(':')
+        .map(|x| x.parse().ok())
+        .collect::<Option<Vec<_>>>()?;
     if hms.len() != 3 {
         return None;
     }
@@ -199,7 +214,9 @@ pub fn parse_http_date(v: &[u8]) -> Option<u64> {
     let doy = (153 * mp + 2) / 5 + day as i64 - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
-    u64::try_from(days).ok().map(|d| d * 86400 + hms[0] * 3600 + hms[1] * 60 + hms[2])
+    u64::try_from(days)
+        .ok()
+        .map(|d| d * 86400 + hms[0] * 3600 + hms[1] * 60 + hms[2])
 }
 
 impl Handler for StaticFiles {
@@ -221,30 +238,44 @@ impl Handler for StaticFiles {
             full.push("index.html");
         }
         // Resolve symlinks and make sure we are still under the root.
-        let Ok(real) = full.canonicalize() else { return self.not_found(req, res) };
+        let Ok(real) = full.canonicalize() else {
+            return self.not_found(req, res);
+        };
         if !real.starts_with(&self.root) {
             return self.not_found(req, res);
         }
-        let Ok(file) = File::open(&real) else { return self.not_found(req, res) };
-        let Ok(meta) = file.metadata() else { return self.not_found(req, res) };
+        let Ok(file) = File::open(&real) else {
+            return self.not_found(req, res);
+        };
+        let Ok(meta) = file.metadata() else {
+            return self.not_found(req, res);
+        };
         if !meta.is_file() {
             return self.not_found(req, res);
         }
         let size = meta.len();
-        let mtime = meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_secs());
+        let mtime = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_secs());
         let etag = format!("\"{:x}-{:x}-{:x}\"", size, meta.mtime(), meta.mtime_nsec());
         let last_modified = format_imf_fixdate(mtime);
 
         let not_modified = match req.header(b"if-none-match") {
-            Some(inm) => inm
-                .split(|&b| b == b',')
-                .map(trim)
-                .any(|t| t == b"*" || t == etag.as_bytes() || t.strip_prefix(b"W/") == Some(etag.as_bytes())),
-            None => req.header(b"if-modified-since").and_then(parse_http_date).is_some_and(|since| mtime <= since),
+            Some(inm) => inm.split(|&b| b == b',').map(trim).any(|t| {
+                t == b"*" || t == etag.as_bytes() || t.strip_prefix(b"W/") == Some(etag.as_bytes())
+            }),
+            None => req
+                .header(b"if-modified-since")
+                .and_then(parse_http_date)
+                .is_some_and(|since| mtime <= since),
         };
         let ctype = content_type(&real);
         if not_modified {
-            res.status(304).header(b"ETag", etag.as_bytes()).header(b"Last-Modified", &last_modified);
+            res.status(304)
+                .header(b"ETag", etag.as_bytes())
+                .header(b"Last-Modified", &last_modified);
             res.send(b"");
             return Handled::Done;
         }
@@ -260,7 +291,9 @@ impl Handler for StaticFiles {
         match range {
             RangeSpec::Unsatisfiable => {
                 let cr = format!("bytes */{size}");
-                res.status(416).header(b"Content-Range", cr.as_bytes()).header(b"Content-Type", b"text/plain");
+                res.status(416)
+                    .header(b"Content-Range", cr.as_bytes())
+                    .header(b"Content-Type", b"text/plain");
                 res.send(b"range not satisfiable\n");
             }
             RangeSpec::Partial(a, b) => {
@@ -306,8 +339,14 @@ impl Handler for StaticFiles {
 }
 
 fn trim(s: &[u8]) -> &[u8] {
-    let a = s.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(s.len());
-    let b = s.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(a, |i| i + 1);
+    let a = s
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(s.len());
+    let b = s
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(a, |i| i + 1);
     &s[a..b]
 }
 
@@ -317,7 +356,10 @@ mod tests {
 
     #[test]
     fn paths() {
-        assert_eq!(resolve(b"/a/./b//c.txt").unwrap(), PathBuf::from("a/b/c.txt"));
+        assert_eq!(
+            resolve(b"/a/./b//c.txt").unwrap(),
+            PathBuf::from("a/b/c.txt")
+        );
         assert_eq!(resolve(b"/../etc/passwd"), Err(PathError::Traversal));
         assert_eq!(resolve(b"/a/%2e%2e/b"), Err(PathError::Traversal));
         assert_eq!(resolve(b"/a%2f..%2fb"), Err(PathError::BadEncoding));
@@ -340,7 +382,10 @@ mod tests {
 
     #[test]
     fn dates() {
-        assert_eq!(parse_http_date(b"Sun, 06 Nov 1994 08:49:37 GMT"), Some(784_111_777));
+        assert_eq!(
+            parse_http_date(b"Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(784_111_777)
+        );
         assert_eq!(parse_http_date(b"garbage"), None);
     }
 }

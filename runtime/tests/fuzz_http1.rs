@@ -8,9 +8,9 @@
 
 use std::net::SocketAddr;
 
+use runtime::handler::HeaderSpan;
 use runtime::handler::{Handled, Handler, OwnedResponse, Request, RequestId, Response};
 use runtime::http1::{Conn, Env, Limits};
-use runtime::handler::HeaderSpan;
 
 const DATE: &[u8] = b"Sun, 06 Nov 1994 08:49:37 GMT";
 
@@ -33,7 +33,10 @@ impl Handler for Echo {
             res.end();
             return Handled::Done;
         }
-        res.header(b"X-Headers", format!("{}", req.headers().count()).as_bytes());
+        res.header(
+            b"X-Headers",
+            format!("{}", req.headers().count()).as_bytes(),
+        );
         res.header(b"X-Target", req.target());
         for (n, v) in req.headers() {
             res.header(n, v);
@@ -44,7 +47,12 @@ impl Handler for Echo {
 }
 
 fn limits() -> Limits {
-    Limits { max_header_bytes: 512, max_target: 128, max_body: 2048, max_headers: 8 }
+    Limits {
+        max_header_bytes: 512,
+        max_target: 128,
+        max_body: 2048,
+        max_headers: 8,
+    }
 }
 
 /// Feeds `chunks` in order; returns all output and whether it closed.
@@ -69,18 +77,29 @@ fn run(chunks: &[&[u8]]) -> (Vec<u8>, bool) {
             conn.filled(n);
             rest = &rest[n..];
             loop {
-                let mut env = Env { date: DATE, limits: &limits, spans: &mut spans, shutting_down: false, log: None, secure: false };
+                let mut env = Env {
+                    date: DATE,
+                    limits: &limits,
+                    spans: &mut spans,
+                    shutting_down: false,
+                    log: None,
+                    secure: false,
+                };
                 let p = conn.process(&mut h, &mut env);
                 for id in h.deferred.drain(..) {
                     let (_, _, seq) = id.parts();
-                    let resp = OwnedResponse::new(202, format!("deferred {seq}")).with_header("X-D", "1");
+                    let resp =
+                        OwnedResponse::new(202, format!("deferred {seq}")).with_header("X-D", "1");
                     assert!(conn.complete(seq, resp, DATE));
                 }
                 let o = conn.output();
                 out.extend_from_slice(o);
                 let k = o.len();
                 conn.consumed(k);
-                assert!(conn.input_capacity() <= cap, "input buffer grew past the limits");
+                assert!(
+                    conn.input_capacity() <= cap,
+                    "input buffer grew past the limits"
+                );
                 if p == runtime::http1::Progress::Idle {
                     break;
                 }
@@ -136,7 +155,22 @@ const SEEDS: &[&[u8]] = &[
     b"POST /p HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\n",
 ];
 
-const TOKENS: &[&[u8]] = &[b"\r\n", b"\n", b"\r", b" ", b":", b"\0", b"0\r\n\r\n", b"Content-Length: 9\r\n", b"Transfer-Encoding: chunked\r\n", b"Host: b\r\n", b"\x7f", b"\xff", b";", b"\t"];
+const TOKENS: &[&[u8]] = &[
+    b"\r\n",
+    b"\n",
+    b"\r",
+    b" ",
+    b":",
+    b"\0",
+    b"0\r\n\r\n",
+    b"Content-Length: 9\r\n",
+    b"Transfer-Encoding: chunked\r\n",
+    b"Host: b\r\n",
+    b"\x7f",
+    b"\xff",
+    b";",
+    b"\t",
+];
 
 fn gen_input(rng: &mut Rng) -> Vec<u8> {
     let mut v = Vec::new();
@@ -166,7 +200,11 @@ fn gen_input(rng: &mut Rng) -> Vec<u8> {
             3 => v.truncate(at),
             4 => {
                 let n = rng.below(700);
-                let b = if rng.below(2) == 0 { b'a' } else { rng.next() as u8 };
+                let b = if rng.below(2) == 0 {
+                    b'a'
+                } else {
+                    rng.next() as u8
+                };
                 v.splice(at..at, std::iter::repeat_n(b, n));
             }
             _ => {
@@ -182,8 +220,14 @@ fn gen_input(rng: &mut Rng) -> Vec<u8> {
 
 #[test]
 fn split_invariance_and_no_panics() {
-    let iters: usize = std::env::var("MARG_FUZZ_ITERS").ok().and_then(|v| v.parse().ok()).unwrap_or(4000);
-    let seed: u64 = std::env::var("MARG_FUZZ_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or(0x6d61_7267);
+    let iters: usize = std::env::var("MARG_FUZZ_ITERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4000);
+    let seed: u64 = std::env::var("MARG_FUZZ_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0x6d61_7267);
     let mut rng = Rng(seed | 1);
     let start = std::time::Instant::now();
     for iter in 0..iters {
@@ -194,7 +238,9 @@ fn split_invariance_and_no_panics() {
         let (whole, closed) = run(&[&input]);
         for _ in 0..3 {
             // Random split points, including 1-byte pieces.
-            let mut cuts: Vec<usize> = (0..rng.below(8)).map(|_| rng.below(input.len() + 1)).collect();
+            let mut cuts: Vec<usize> = (0..rng.below(8))
+                .map(|_| rng.below(input.len() + 1))
+                .collect();
             if rng.below(4) == 0 {
                 cuts = (0..=input.len()).collect();
             }

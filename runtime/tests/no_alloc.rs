@@ -66,13 +66,21 @@ fn roundtrip(c: &mut TcpStream, req: &[u8], n: usize, buf: &mut [u8]) {
         let k = c.read(&mut buf[total..]).unwrap();
         assert!(k > 0, "server closed");
         total += k;
-        got = buf[..total].windows(13).filter(|w| w == b"Hello, World!" || w == b"\"Hello, World").count();
+        got = buf[..total]
+            .windows(13)
+            .filter(|w| w == b"Hello, World!" || w == b"\"Hello, World")
+            .count();
     }
 }
 
 #[test]
 fn keep_alive_path_does_not_allocate() {
-    let cfg = Config { host: [127, 0, 0, 1].into(), port: 0, workers: 1, ..Config::default() };
+    let cfg = Config {
+        host: [127, 0, 0, 1].into(),
+        port: 0,
+        workers: 1,
+        ..Config::default()
+    };
     let server = Server::start(cfg, Arc::new(Flagging)).unwrap();
     let mut c = TcpStream::connect(server.local_addr()).unwrap();
     c.set_nodelay(true).unwrap();
@@ -89,7 +97,10 @@ fn keep_alive_path_does_not_allocate() {
         roundtrip(&mut c, &sixteen, 16, &mut buf);
     }
     let before = WORKER_ALLOCS.load(Ordering::SeqCst);
-    assert!(before > 0, "the counter sees the worker's start-up allocations");
+    assert!(
+        before > 0,
+        "the counter sees the worker's start-up allocations"
+    );
     for _ in 0..3000 {
         roundtrip(&mut c, one, 1, &mut buf);
         roundtrip(&mut c, json, 1, &mut buf);
@@ -98,7 +109,11 @@ fn keep_alive_path_does_not_allocate() {
         roundtrip(&mut c, &sixteen, 16, &mut buf);
     }
     let after = WORKER_ALLOCS.load(Ordering::SeqCst);
-    assert_eq!(after - before, 0, "allocations on the worker during 10,800 keep-alive requests");
+    assert_eq!(
+        after - before,
+        0,
+        "allocations on the worker during 10,800 keep-alive requests"
+    );
     server.shutdown();
     server.join().unwrap();
 }

@@ -19,11 +19,16 @@ pub fn marg_bin() -> PathBuf {
         }
         let exe = std::env::current_exe().expect("current_exe");
         // target/<profile>/deps/<test>-<hash>
-        let profile_dir = exe.parent().and_then(|p| p.parent()).expect("target/<profile>").to_path_buf();
+        let profile_dir = exe
+            .parent()
+            .and_then(|p| p.parent())
+            .expect("target/<profile>")
+            .to_path_buf();
         let target_dir = profile_dir.parent().expect("target dir").to_path_buf();
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--quiet", "-p", "marg", "--bin", "marg"]).env("CARGO_TARGET_DIR", &target_dir);
+        cmd.args(["build", "--quiet", "-p", "marg", "--bin", "marg"])
+            .env("CARGO_TARGET_DIR", &target_dir);
         if profile_dir.file_name().is_some_and(|n| n == "release") {
             cmd.arg("--release");
         }
@@ -48,7 +53,15 @@ pub struct Server {
 impl Server {
     /// Starts `marg serve --host 127.0.0.1 --port 0 --workers 1 ARGS...`.
     pub fn start(args: &[&str]) -> Server {
-        let mut all = vec!["serve", "--host", "127.0.0.1", "--port", "0", "--workers", "1"];
+        let mut all = vec![
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--workers",
+            "1",
+        ];
         all.extend_from_slice(args);
         Self::start_raw(&all)
     }
@@ -80,7 +93,12 @@ impl Server {
                 line.clear();
             }
         });
-        Server { child: Some(child), port, stdout: out, banner }
+        Server {
+            child: Some(child),
+            port,
+            stdout: out,
+            banner,
+        }
     }
 
     /// `http://127.0.0.1:PORT` + `path`.
@@ -111,7 +129,10 @@ impl Server {
 
     /// Sends a signal (`TERM`, `INT`) with `kill(1)`.
     pub fn signal(&self, sig: &str) {
-        let st = Command::new("kill").args(["-s", sig, &self.pid().to_string()]).status().unwrap();
+        let st = Command::new("kill")
+            .args(["-s", sig, &self.pid().to_string()])
+            .status()
+            .unwrap();
         assert!(st.success());
     }
 
@@ -162,7 +183,10 @@ pub fn is_closed(s: &mut TcpStream, wait: Duration) -> bool {
             Ok(0) => return true,
             Ok(_) => continue,
             Err(e) => {
-                return !matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut);
+                return !matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                );
             }
         }
     }
@@ -182,7 +206,10 @@ pub struct Resp {
 impl Resp {
     /// First header value named `name` (lowercase).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// The body as text.
@@ -201,9 +228,16 @@ pub fn parse_response(buf: &[u8], head_only: bool) -> Option<(Resp, usize)> {
     let status: u16 = status_line.split(' ').nth(1)?.parse().ok()?;
     let headers: Vec<(String, String)> = lines
         .filter(|l| !l.is_empty())
-        .filter_map(|l| l.split_once(':').map(|(n, v)| (n.to_ascii_lowercase(), v.trim().to_string())))
+        .filter_map(|l| {
+            l.split_once(':')
+                .map(|(n, v)| (n.to_ascii_lowercase(), v.trim().to_string()))
+        })
         .collect();
-    let mut r = Resp { status, headers, body: Vec::new() };
+    let mut r = Resp {
+        status,
+        headers,
+        body: Vec::new(),
+    };
     if head_only || status == 304 || status == 204 || (100..200).contains(&status) {
         return Some((r, end));
     }
@@ -211,7 +245,14 @@ pub fn parse_response(buf: &[u8], head_only: bool) -> Option<(Resp, usize)> {
         let mut i = end;
         loop {
             let line_end = buf[i..].windows(2).position(|w| w == b"\r\n")? + i;
-            let size = usize::from_str_radix(std::str::from_utf8(&buf[i..line_end]).ok()?.split(';').next()?, 16).ok()?;
+            let size = usize::from_str_radix(
+                std::str::from_utf8(&buf[i..line_end])
+                    .ok()?
+                    .split(';')
+                    .next()?,
+                16,
+            )
+            .ok()?;
             i = line_end + 2;
             if size == 0 {
                 // no trailers from marg
@@ -274,19 +315,29 @@ pub fn read_responses(s: &mut TcpStream, n: usize) -> Vec<Resp> {
 
 /// The status code of the first response in `buf` (0 if none).
 pub fn status_of(buf: &[u8]) -> u16 {
-    parse_response(buf, false).map(|r| r.0.status).unwrap_or_else(|| {
-        std::str::from_utf8(buf)
-            .ok()
-            .and_then(|s| s.split(' ').nth(1))
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0)
-    })
+    parse_response(buf, false)
+        .map(|r| r.0.status)
+        .unwrap_or_else(|| {
+            std::str::from_utf8(buf)
+                .ok()
+                .and_then(|s| s.split(' ').nth(1))
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0)
+        })
 }
 
 /// Runs curl with `args` (adds `-s`); returns (exit ok, stdout, stderr).
 pub fn curl(args: &[&str]) -> (bool, Vec<u8>, String) {
-    let out = Command::new("curl").arg("-s").args(args).output().expect("curl is installed");
-    (out.status.success(), out.stdout, String::from_utf8_lossy(&out.stderr).into_owned())
+    let out = Command::new("curl")
+        .arg("-s")
+        .args(args)
+        .output()
+        .expect("curl is installed");
+    (
+        out.status.success(),
+        out.stdout,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// Half-closes the write side.

@@ -14,7 +14,10 @@ fn hello_with_curl_and_keep_alive() {
     let (ok, body, err) = curl(&["-v", &s.url("/"), &s.url("/json")]);
     assert!(ok);
     assert_eq!(body, b"Hello, World!{\"message\":\"Hello, World!\"}");
-    assert!(err.contains("Re-using existing connection") || err.contains("Reusing existing connection"), "{err}");
+    assert!(
+        err.contains("Re-using existing connection") || err.contains("Reusing existing connection"),
+        "{err}"
+    );
     assert!(err.contains("< Date: "), "{err}");
     assert!(err.contains("< Server: marg"), "{err}");
 }
@@ -42,7 +45,9 @@ fn pipelining_sixteen_in_one_write() {
         if i % 2 == 0 {
             batch.extend_from_slice(b"GET /json HTTP/1.1\r\nHost: x\r\n\r\n");
         } else {
-            batch.extend_from_slice(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello");
+            batch.extend_from_slice(
+                b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello",
+            );
         }
     }
     c.write_all(&batch).unwrap();
@@ -114,7 +119,8 @@ fn chunked_request_with_curl() {
 fn chunked_response() {
     let s = Server::start(&["--test-routes"]);
     let mut c = s.connect();
-    c.write_all(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    c.write_all(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     let r = read_responses(&mut c, 1);
     assert_eq!(r[0].header("transfer-encoding"), Some("chunked"));
     assert_eq!(r[0].header("content-length"), None);
@@ -134,7 +140,10 @@ fn chunked_response() {
 fn expect_100_continue() {
     let s = Server::start(&["--test-routes"]);
     let mut c = s.connect();
-    c.write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\nExpect: 100-continue\r\n\r\n").unwrap();
+    c.write_all(
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\nExpect: 100-continue\r\n\r\n",
+    )
+    .unwrap();
     let mut buf = [0u8; 64];
     let n = std::io::Read::read(&mut c, &mut buf).unwrap();
     assert_eq!(&buf[..n], b"HTTP/1.1 100 Continue\r\n\r\n");
@@ -143,7 +152,14 @@ fn expect_100_continue() {
     assert_eq!(r[0].status, 200);
     assert_eq!(r[0].text(), "hello world");
     // curl waits for 100 Continue on large bodies.
-    let (ok, body, err) = curl(&["-v", "-H", "Expect: 100-continue", "--data-binary", &"x".repeat(5000), &s.url("/echo")]);
+    let (ok, body, err) = curl(&[
+        "-v",
+        "-H",
+        "Expect: 100-continue",
+        "--data-binary",
+        &"x".repeat(5000),
+        &s.url("/echo"),
+    ]);
     assert!(ok);
     assert_eq!(body.len(), 5000);
     assert!(err.contains("100 Continue"), "{err}");
@@ -153,7 +169,8 @@ fn expect_100_continue() {
 fn head_has_length_but_no_body() {
     let s = Server::start(&[]);
     let mut c = s.connect();
-    c.write_all(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\nGET /json HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    c.write_all(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\nGET /json HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     std::thread::sleep(Duration::from_millis(100));
     let mut buf = vec![0u8; 4096];
     let n = std::io::Read::read(&mut c, &mut buf).unwrap();
@@ -171,7 +188,10 @@ fn connection_close_and_http10_rules() {
     let s = Server::start(&[]);
     // HTTP/1.1 + Connection: close -> close after the response.
     let mut c = s.connect();
-    c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    c.write_all(
+        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+    .unwrap();
     let raw = read_to_close(&mut c);
     let all = marg_tests::parse_all(&raw);
     assert_eq!(all.len(), 1, "nothing after a closing response");
@@ -184,7 +204,8 @@ fn connection_close_and_http10_rules() {
     // HTTP/1.0 keep-alive on request.
     let mut c = s.connect();
     for _ in 0..3 {
-        c.write_all(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").unwrap();
+        c.write_all(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+            .unwrap();
         let r = read_responses(&mut c, 1);
         assert_eq!(r[0].header("connection"), Some("keep-alive"));
     }
@@ -232,15 +253,32 @@ fn access_log_lines() {
     let (ok, _, _) = curl(&[&s.url("/json?q=1")]);
     assert!(ok);
     let t0 = Instant::now();
-    while !s.stdout.lock().unwrap().contains("\"GET /json?q=1\" 200 27") {
-        assert!(t0.elapsed() < Duration::from_secs(3), "log: {}", s.stdout.lock().unwrap());
+    while !s
+        .stdout
+        .lock()
+        .unwrap()
+        .contains("\"GET /json?q=1\" 200 27")
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(3),
+            "log: {}",
+            s.stdout.lock().unwrap()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
 
 #[test]
 fn several_workers_share_one_port() {
-    let s = Server::start_raw(&["serve", "--host", "127.0.0.1", "--port", "0", "--workers", "3"]);
+    let s = Server::start_raw(&[
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--workers",
+        "3",
+    ]);
     assert!(s.banner.contains("workers: 3"));
     for _ in 0..20 {
         let (ok, body, _) = curl(&[&s.url("/")]);

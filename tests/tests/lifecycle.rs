@@ -16,12 +16,17 @@ fn header_timeout_is_408_even_for_slowloris() {
     let raw = read_to_close(&mut c);
     assert_eq!(status_of(&raw), 408);
     let dt = t0.elapsed();
-    assert!(dt >= Duration::from_millis(280) && dt < Duration::from_secs(2), "{dt:?}");
+    assert!(
+        dt >= Duration::from_millis(280) && dt < Duration::from_secs(2),
+        "{dt:?}"
+    );
     // Drip-feed: one byte every 50 ms never completes the head in time.
     let mut c = s.connect();
     let t0 = Instant::now();
     let mut closed_at = None;
-    for b in b"GET / HTTP/1.1\r\nHost: xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\r\n\r\n" {
+    for b in
+        b"GET / HTTP/1.1\r\nHost: xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\r\n\r\n"
+    {
         if c.write_all(&[*b]).is_err() {
             closed_at = Some(t0.elapsed());
             break;
@@ -32,7 +37,12 @@ fn header_timeout_is_408_even_for_slowloris() {
         }
     }
     let raw = read_to_close(&mut c);
-    assert_eq!(status_of(&raw), 408, "{:?} {closed_at:?}", String::from_utf8_lossy(&raw));
+    assert_eq!(
+        status_of(&raw),
+        408,
+        "{:?} {closed_at:?}",
+        String::from_utf8_lossy(&raw)
+    );
     assert!(t0.elapsed() < Duration::from_secs(3));
 }
 
@@ -48,9 +58,16 @@ fn idle_keep_alive_timeout_closes_quietly() {
     assert_eq!(read_responses(&mut c, 1)[0].status, 200);
     let t0 = Instant::now();
     let raw = read_to_close(&mut c);
-    assert!(raw.is_empty(), "idle close sends nothing: {:?}", String::from_utf8_lossy(&raw));
+    assert!(
+        raw.is_empty(),
+        "idle close sends nothing: {:?}",
+        String::from_utf8_lossy(&raw)
+    );
     let dt = t0.elapsed();
-    assert!(dt >= Duration::from_millis(250) && dt < Duration::from_secs(2), "{dt:?}");
+    assert!(
+        dt >= Duration::from_millis(250) && dt < Duration::from_secs(2),
+        "{dt:?}"
+    );
     // A connection that never sends anything is closed too.
     let mut c = s.connect();
     assert!(is_closed(&mut c, Duration::from_secs(2)));
@@ -74,7 +91,9 @@ fn max_conns_accepts_and_closes_extra() {
     drop(b);
     std::thread::sleep(Duration::from_millis(100));
     let mut again = s.connect();
-    again.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    again
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     assert_eq!(read_responses(&mut again, 1)[0].status, 200);
 }
 
@@ -84,12 +103,15 @@ fn graceful_shutdown_finishes_in_flight_requests() {
     // An idle keep-alive connection, a request whose body is half sent, and
     // a deferred request.
     let mut idle = s.connect();
-    idle.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    idle.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     assert_eq!(read_responses(&mut idle, 1)[0].status, 200);
     let mut half = s.connect();
-    half.write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhello").unwrap();
+    half.write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhello")
+        .unwrap();
     let mut slow = s.connect();
-    slow.write_all(b"GET /delay?ms=400 HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    slow.write_all(b"GET /delay?ms=400 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     std::thread::sleep(Duration::from_millis(100));
     s.signal("TERM");
     std::thread::sleep(Duration::from_millis(100));
@@ -129,18 +151,48 @@ fn cli() {
     let out = Command::new(marg_bin()).arg("--help").output().unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success());
-    for flag in ["--port", "--host", "--workers", "--static", "--header-timeout", "--max-body", "--access-log"] {
+    for flag in [
+        "--port",
+        "--host",
+        "--workers",
+        "--static",
+        "--header-timeout",
+        "--max-body",
+        "--access-log",
+    ] {
         assert!(help.contains(flag), "{flag} missing from --help");
     }
     let out = Command::new(marg_bin()).arg("kernels").output().unwrap();
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("find_header_end"));
-    let out = Command::new(marg_bin()).args(["serve", "app.js", "--port", "0"]).output().unwrap();
+    // An app that cannot be loaded is a clear start-up error (with or
+    // without the JS bridge built in).
+    let out = Command::new(marg_bin())
+        .args([
+            "serve",
+            "/nonexistent/marg-app.js",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+        ])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("JavaScript support not built in"));
-    let out = Command::new(marg_bin()).args(["serve", "--bogus"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("marg-app.js") || err.contains("JavaScript support not built in"),
+        "{err}"
+    );
+    let out = Command::new(marg_bin())
+        .args(["serve", "--bogus"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown option"));
-    let out = Command::new(marg_bin()).args(["serve", "--header-timeout", "soon"]).output().unwrap();
+    let out = Command::new(marg_bin())
+        .args(["serve", "--header-timeout", "soon"])
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("expected a duration"));
 }

@@ -11,10 +11,24 @@ fn rejects(s: &Server, req: &[u8], status: u16) {
     let mut c = s.connect();
     c.write_all(req).unwrap();
     let r = read_responses(&mut c, 1);
-    assert_eq!(r.len(), 1, "no response to {:?}", String::from_utf8_lossy(req));
-    assert_eq!(r[0].status, status, "for {:?}: {:?}", String::from_utf8_lossy(req), r[0].text());
+    assert_eq!(
+        r.len(),
+        1,
+        "no response to {:?}",
+        String::from_utf8_lossy(req)
+    );
+    assert_eq!(
+        r[0].status,
+        status,
+        "for {:?}: {:?}",
+        String::from_utf8_lossy(req),
+        r[0].text()
+    );
     assert_eq!(r[0].header("connection"), Some("close"));
-    assert!(is_closed(&mut c, Duration::from_secs(2)), "not closed after {status}");
+    assert!(
+        is_closed(&mut c, Duration::from_secs(2)),
+        "not closed after {status}"
+    );
 }
 
 #[test]
@@ -89,9 +103,17 @@ fn bad_chunks_are_400() {
 fn other_status_codes() {
     let s = Server::start(&["--test-routes", "--max-body", "1000"]);
     rejects(&s, b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505);
-    rejects(&s, b"GET / HTTP/1.1\r\nHost: x\r\nExpect: the-unexpected\r\n\r\n", 417);
+    rejects(
+        &s,
+        b"GET / HTTP/1.1\r\nHost: x\r\nExpect: the-unexpected\r\n\r\n",
+        417,
+    );
     // Body over --max-body: by Content-Length, and by de-chunked size.
-    rejects(&s, b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1001\r\n\r\n", 413);
+    rejects(
+        &s,
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1001\r\n\r\n",
+        413,
+    );
     let mut req = b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
     for _ in 0..3 {
         req.extend_from_slice(b"190\r\n");
@@ -135,10 +157,16 @@ fn default_limits() {
     req.extend_from_slice(b"\r\n");
     rejects(&s, &req, 431);
     // Body over 1 MiB -> 413 before the body is read.
-    rejects(&s, b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1048577\r\n\r\n", 413);
+    rejects(
+        &s,
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1048577\r\n\r\n",
+        413,
+    );
     // 1 MiB exactly is accepted.
     let body = vec![b'q'; 1 << 20];
-    let mut req = b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\nConnection: close\r\n\r\n".to_vec();
+    let mut req =
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\nConnection: close\r\n\r\n"
+            .to_vec();
     req.extend_from_slice(&body);
     let raw = s.raw(&req);
     let r = marg_tests::parse_response(&raw, false).unwrap().0;
@@ -147,21 +175,44 @@ fn default_limits() {
 
 #[test]
 fn configured_limits() {
-    let s = Server::start(&["--max-header-bytes", "512", "--max-target", "64", "--max-headers", "4"]);
+    let s = Server::start(&[
+        "--max-header-bytes",
+        "512",
+        "--max-target",
+        "64",
+        "--max-headers",
+        "4",
+    ]);
     let mut req = b"GET /".to_vec();
     req.extend(std::iter::repeat_n(b'a', 100));
     req.extend_from_slice(b" HTTP/1.1\r\nHost: x\r\n\r\n");
     rejects(&s, &req, 414);
-    let req = format!("GET / HTTP/1.1\r\nHost: x\r\nX: {}\r\n\r\n", "v".repeat(600));
+    let req = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nX: {}\r\n\r\n",
+        "v".repeat(600)
+    );
     rejects(&s, req.as_bytes(), 431);
-    rejects(&s, b"GET / HTTP/1.1\r\nHost: x\r\nA: 1\r\nB: 1\r\nC: 1\r\nD: 1\r\n\r\n", 431);
+    rejects(
+        &s,
+        b"GET / HTTP/1.1\r\nHost: x\r\nA: 1\r\nB: 1\r\nC: 1\r\nD: 1\r\n\r\n",
+        431,
+    );
     // A 413 with the body still arriving: the client sees the response, not
     // a reset (lingering close).
     let s2 = Server::start(&["--max-body", "10", "--test-routes"]);
     let file = std::env::temp_dir().join(format!("marg-413-{}", std::process::id()));
     std::fs::write(&file, vec![b'x'; 300_000]).unwrap();
-    let (_, body, _) =
-        marg_tests::curl(&["-w", "%{http_code}", "--data-binary", &format!("@{}", file.display()), &s2.url("/echo")]);
+    let (_, body, _) = marg_tests::curl(&[
+        "-w",
+        "%{http_code}",
+        "--data-binary",
+        &format!("@{}", file.display()),
+        &s2.url("/echo"),
+    ]);
     std::fs::remove_file(&file).unwrap();
-    assert!(String::from_utf8_lossy(&body).ends_with("413"), "{}", String::from_utf8_lossy(&body));
+    assert!(
+        String::from_utf8_lossy(&body).ends_with("413"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
 }

@@ -30,14 +30,25 @@ fn static_files() {
     // Content types and bodies, index.html for directories.
     for (path, ctype, body) in [
         ("/", "text/html; charset=utf-8", "<h1>home</h1>\n"),
-        ("/app.js", "text/javascript; charset=utf-8", "console.log(1)\n"),
+        (
+            "/app.js",
+            "text/javascript; charset=utf-8",
+            "console.log(1)\n",
+        ),
         ("/sub/data.json", "application/json", "{\"a\":1}"),
-        ("/sub/../digits.txt", "text/plain; charset=utf-8", "0123456789"),
+        (
+            "/sub/../digits.txt",
+            "text/plain; charset=utf-8",
+            "0123456789",
+        ),
     ] {
         let (ok, out, err) = curl(&["-v", &s.url(path)]);
         assert!(ok, "{path}");
         assert_eq!(String::from_utf8_lossy(&out), body, "{path}");
-        assert!(err.contains(&format!("Content-Type: {ctype}")), "{path}: {err}");
+        assert!(
+            err.contains(&format!("Content-Type: {ctype}")),
+            "{path}: {err}"
+        );
     }
     // Large file through sendfile.
     let (ok, out, _) = curl(&[&s.url("/big.bin")]);
@@ -45,22 +56,34 @@ fn static_files() {
     assert_eq!(out, std::fs::read(www.join("big.bin")).unwrap());
 
     // Missing file -> 404.
-    assert_eq!(status_of(&s.raw(b"GET /nope.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")), 404);
+    assert_eq!(
+        status_of(&s.raw(b"GET /nope.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")),
+        404
+    );
 
     // ETag / Last-Modified / 304.
     let mut c = s.connect();
-    c.write_all(b"GET /digits.txt HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    c.write_all(b"GET /digits.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     let r = read_responses(&mut c, 1).remove(0);
     let etag = r.header("etag").unwrap().to_string();
     let lm = r.header("last-modified").unwrap().to_string();
     assert_eq!(r.header("accept-ranges"), Some("bytes"));
-    c.write_all(format!("GET /digits.txt HTTP/1.1\r\nHost: x\r\nIf-None-Match: {etag}\r\n\r\n").as_bytes()).unwrap();
+    c.write_all(
+        format!("GET /digits.txt HTTP/1.1\r\nHost: x\r\nIf-None-Match: {etag}\r\n\r\n").as_bytes(),
+    )
+    .unwrap();
     let r = read_responses(&mut c, 1).remove(0);
     assert_eq!(r.status, 304);
     assert!(r.body.is_empty());
-    c.write_all(format!("GET /digits.txt HTTP/1.1\r\nHost: x\r\nIf-Modified-Since: {lm}\r\n\r\n").as_bytes()).unwrap();
+    c.write_all(
+        format!("GET /digits.txt HTTP/1.1\r\nHost: x\r\nIf-Modified-Since: {lm}\r\n\r\n")
+            .as_bytes(),
+    )
+    .unwrap();
     assert_eq!(read_responses(&mut c, 1)[0].status, 304);
-    c.write_all(b"GET /digits.txt HTTP/1.1\r\nHost: x\r\nIf-None-Match: \"other\"\r\n\r\n").unwrap();
+    c.write_all(b"GET /digits.txt HTTP/1.1\r\nHost: x\r\nIf-None-Match: \"other\"\r\n\r\n")
+        .unwrap();
     assert_eq!(read_responses(&mut c, 1)[0].status, 200);
 
     // Range.
@@ -69,10 +92,18 @@ fn static_files() {
         ("bytes=7-", 206, "789", Some("bytes 7-9/10")),
         ("bytes=-3", 206, "789", Some("bytes 7-9/10")),
         ("bytes=5-100", 206, "56789", Some("bytes 5-9/10")),
-        ("bytes=10-", 416, "range not satisfiable\n", Some("bytes */10")),
+        (
+            "bytes=10-",
+            416,
+            "range not satisfiable\n",
+            Some("bytes */10"),
+        ),
         ("bytes=0-1,4-5", 200, "0123456789", None),
     ] {
-        c.write_all(format!("GET /digits.txt HTTP/1.1\r\nHost: x\r\nRange: {range}\r\n\r\n").as_bytes()).unwrap();
+        c.write_all(
+            format!("GET /digits.txt HTTP/1.1\r\nHost: x\r\nRange: {range}\r\n\r\n").as_bytes(),
+        )
+        .unwrap();
         let r = read_responses(&mut c, 1).remove(0);
         assert_eq!(r.status, status, "{range}");
         assert_eq!(r.text(), body, "{range}");
@@ -81,7 +112,10 @@ fn static_files() {
     // Range on the big file via curl.
     let (ok, out, _) = curl(&["-r", "100000-100099", &s.url("/big.bin")]);
     assert!(ok);
-    assert_eq!(out, std::fs::read(www.join("big.bin")).unwrap()[100000..100100].to_vec());
+    assert_eq!(
+        out,
+        std::fs::read(www.join("big.bin")).unwrap()[100000..100100].to_vec()
+    );
 
     // HEAD: headers only, pipelined with a GET on the same connection.
     c.write_all(b"HEAD /digits.txt HTTP/1.1\r\nHost: x\r\n\r\nGET /sub/data.json HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
@@ -111,7 +145,11 @@ fn static_files() {
         req.extend_from_slice(b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
         let raw = s.raw(&req);
         let st = status_of(&raw);
-        assert!(st == 400 || st == 404, "{}: {st}", String::from_utf8_lossy(t));
+        assert!(
+            st == 400 || st == 404,
+            "{}: {st}",
+            String::from_utf8_lossy(t)
+        );
         assert!(!String::from_utf8_lossy(&raw).contains("top secret"));
     }
     let (_, out, _) = curl(&["--path-as-is", &s.url("/../secret.txt")]);

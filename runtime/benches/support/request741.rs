@@ -20,4 +20,3 @@ pub fn browser_request() -> Vec<u8> {
     assert_eq!(r.len(), 741);
     r.into_bytes()
 }
-

@@ -10,8 +10,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use super::parse::{parse_head, BodyKind, ChunkedDecoder, Head, Limits, ParseError, Parsed};
 use crate::handler::{
-    FileBody, Handled, Handler, HeaderSpan, Method, OwnedResponse, Protocol, Request, RequestId, Response,
-    Version,
+    FileBody, Handled, Handler, HeaderSpan, Method, OwnedResponse, Protocol, Request, RequestId,
+    Response, Version,
 };
 
 /// Stop parsing pipelined requests while this much output is unsent
@@ -92,7 +92,14 @@ pub enum Progress {
 
 impl Conn {
     /// A connection using the given (pooled) buffers.
-    pub fn new(mut inbuf: Vec<u8>, out: Vec<u8>, peer: SocketAddr, slot: u32, generation: u32, min_in: usize) -> Conn {
+    pub fn new(
+        mut inbuf: Vec<u8>,
+        out: Vec<u8>,
+        peer: SocketAddr,
+        slot: u32,
+        generation: u32,
+        min_in: usize,
+    ) -> Conn {
         if inbuf.len() < min_in {
             inbuf.resize(min_in, 0);
         }
@@ -249,7 +256,10 @@ impl Conn {
 
     /// Whether there is nothing in progress at all (idle keep-alive).
     pub fn is_idle(&self) -> bool {
-        !self.request_in_progress() && self.pending.is_empty() && self.out.is_empty() && self.file.is_none()
+        !self.request_in_progress()
+            && self.pending.is_empty()
+            && self.out.is_empty()
+            && self.file.is_none()
     }
 
     /// Whether the connection will close after its queued output.
@@ -288,21 +298,32 @@ impl Conn {
     /// Ids of the deferred requests that will never be answered (call when
     /// the connection dies).
     pub fn deferred_ids(&self) -> impl Iterator<Item = RequestId> + '_ {
-        self.pending.iter().filter(|p| p.ready.is_none()).map(|p| RequestId {
-            slot: self.slot,
-            generation: self.generation,
-            seq: p.seq,
-        })
+        self.pending
+            .iter()
+            .filter(|p| p.ready.is_none())
+            .map(|p| RequestId {
+                slot: self.slot,
+                generation: self.generation,
+                seq: p.seq,
+            })
     }
 
     /// Completes a deferred request. `false` if `seq` is not deferred here.
     pub fn complete(&mut self, seq: u32, resp: OwnedResponse, date: &[u8]) -> bool {
-        let Some(p) = self.pending.iter_mut().find(|p| p.seq == seq && p.ready.is_none()) else {
+        let Some(p) = self
+            .pending
+            .iter_mut()
+            .find(|p| p.seq == seq && p.ready.is_none())
+        else {
             return false;
         };
         let mut buf = Vec::with_capacity(128 + resp.body.len());
         let mut res = Response::new(&mut buf, p.head_only, p.http10, p.keep_alive, date);
-        let status = if (200..=999).contains(&resp.status) { resp.status } else { 500 };
+        let status = if (200..=999).contains(&resp.status) {
+            resp.status
+        } else {
+            500
+        };
         res.status(status);
         for (n, v) in &resp.headers {
             res.header(n, v);
@@ -320,7 +341,9 @@ impl Conn {
                 Some(p) if p.ready.is_some() => {}
                 _ => break,
             }
-            let Some(mut p) = self.pending.pop_front() else { break };
+            let Some(mut p) = self.pending.pop_front() else {
+                break;
+            };
             if let Some(bytes) = p.ready.take() {
                 self.out.extend_from_slice(&bytes);
             }
@@ -340,7 +363,10 @@ impl Conn {
         // Start offset of the head whose fields are in `env.spans`.
         let mut spans_for = usize::MAX;
         loop {
-            if self.stop_reading || self.file.is_some() || self.out.len() - self.out_pos > OUT_HIGH_WATER {
+            if self.stop_reading
+                || self.file.is_some()
+                || self.out.len() - self.out_pos > OUT_HIGH_WATER
+            {
                 break;
             }
             if self.start == self.end {
@@ -372,7 +398,10 @@ impl Conn {
                             continue;
                         }
                         BodyKind::Chunked => {
-                            self.wait = Some(BodyWait::Chunked { head, dec: ChunkedDecoder::new(body_start) });
+                            self.wait = Some(BodyWait::Chunked {
+                                head,
+                                dec: ChunkedDecoder::new(body_start),
+                            });
                             continue;
                         }
                     }
@@ -420,7 +449,10 @@ impl Conn {
             if spans_for != self.start {
                 // The head was parsed in an earlier call: refill the spans.
                 let head_bytes = &self.inbuf[self.start..self.start + head.len];
-                if !matches!(parse_head(head_bytes, env.limits, env.spans), Ok(Parsed::Complete(_))) {
+                if !matches!(
+                    parse_head(head_bytes, env.limits, env.spans),
+                    Ok(Parsed::Complete(_))
+                ) {
                     self.reject(ParseError::InvalidHeaderName, env);
                     break;
                 }
@@ -432,7 +464,11 @@ impl Conn {
     }
 
     fn maybe_continue(&mut self, head: Head, env: &Env<'_>) {
-        if head.expect_continue && !self.sent_continue && self.pending.is_empty() && head.version == Version::Http11 {
+        if head.expect_continue
+            && !self.sent_continue
+            && self.pending.is_empty()
+            && head.version == Version::Http11
+        {
             let _ = env;
             self.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
             self.sent_continue = true;
@@ -445,7 +481,8 @@ impl Conn {
         let mut buf = Vec::new();
         let target: &mut Vec<u8> = if holding { &mut buf } else { &mut self.out };
         let mut res = Response::new(target, false, false, false, env.date);
-        res.status(e.status()).header(b"Content-Type", b"text/plain");
+        res.status(e.status())
+            .header(b"Content-Type", b"text/plain");
         let msg = e.message();
         res.write_body_parts(&[msg.as_bytes(), b"\n"]);
         if holding {
@@ -478,7 +515,11 @@ impl Conn {
         let seq = self.seq;
         self.seq = self.seq.wrapping_add(1);
         self.requests += 1;
-        let id = RequestId { slot: self.slot, generation: self.generation, seq };
+        let id = RequestId {
+            slot: self.slot,
+            generation: self.generation,
+            seq,
+        };
         let base = self.start;
         let hb = &self.inbuf[base..base + head.len];
         let method = &hb[head.method.0 as usize..head.method.1 as usize];
@@ -540,11 +581,22 @@ impl Conn {
             Handled::Deferred => {
                 res.discard();
                 keep_alive = res.keep_alive;
-                self.pending.push_back(Pending { seq, ready: None, file: None, head_only, http10, keep_alive });
+                self.pending.push_back(Pending {
+                    seq,
+                    ready: None,
+                    file: None,
+                    head_only,
+                    http10,
+                    keep_alive,
+                });
             }
         }
         if let Some(log) = env.log.as_deref_mut() {
-            let status = if handled == Handled::Deferred { 0 } else { status };
+            let status = if handled == Handled::Deferred {
+                0
+            } else {
+                status
+            };
             log_line(log, self.peer, method, target, status, body_len);
         }
         if !keep_alive {
@@ -561,7 +613,14 @@ impl Conn {
 }
 
 /// Appends one access-log line: `peer "METHOD target" status bytes`.
-fn log_line(log: &mut Vec<u8>, peer: SocketAddr, method: &[u8], target: &[u8], status: u16, bytes: u64) {
+fn log_line(
+    log: &mut Vec<u8>,
+    peer: SocketAddr,
+    method: &[u8],
+    target: &[u8],
+    status: u16,
+    bytes: u64,
+) {
     use std::io::Write;
     let _ = write!(log, "{peer} \"");
     log.extend_from_slice(method);

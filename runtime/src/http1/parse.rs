@@ -10,8 +10,8 @@
 //! `Host` in HTTP/1.1.
 
 use kernels::http1::{
-    eq_ignore_ascii_case, find_byte2, parse_decimal, parse_hex, scan_field_value,
-    scan_target, scan_token, Digits,
+    eq_ignore_ascii_case, find_byte2, parse_decimal, parse_hex, scan_field_value, scan_target,
+    scan_token, Digits,
 };
 
 use crate::handler::{HeaderSpan, Version};
@@ -31,7 +31,12 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_header_bytes: 16 * 1024, max_target: 8 * 1024, max_body: 1024 * 1024, max_headers: 100 }
+        Limits {
+            max_header_bytes: 16 * 1024,
+            max_target: 8 * 1024,
+            max_body: 1024 * 1024,
+            max_headers: 100,
+        }
     }
 }
 
@@ -124,7 +129,9 @@ impl ParseError {
             ParseError::TooManyHeaders => "too many header fields",
             ParseError::MissingHost => "missing Host",
             ParseError::DuplicateHost => "duplicate Host",
-            ParseError::ContentLengthWithTransferEncoding => "both Content-Length and Transfer-Encoding",
+            ParseError::ContentLengthWithTransferEncoding => {
+                "both Content-Length and Transfer-Encoding"
+            }
             ParseError::DuplicateContentLength => "duplicate Content-Length",
             ParseError::InvalidContentLength => "invalid Content-Length",
             ParseError::UnsupportedTransferEncoding => "unsupported Transfer-Encoding",
@@ -194,7 +201,11 @@ pub enum Parsed {
 /// Detects errors in incomplete input as early as possible (bare LF, a
 /// target or head over its limit), so that a bad client is answered without
 /// waiting for a timeout.
-pub fn parse_head(buf: &[u8], limits: &Limits, spans: &mut [HeaderSpan]) -> Result<Parsed, ParseError> {
+pub fn parse_head(
+    buf: &[u8],
+    limits: &Limits,
+    spans: &mut [HeaderSpan],
+) -> Result<Parsed, ParseError> {
     // RFC 9112 §2.2: ignore at least one empty line before the request-line
     // (we ignore up to four).
     let mut skip = 0;
@@ -242,7 +253,9 @@ fn parse_lines(
     match buf.get(i) {
         None => return Ok(None),
         Some(b'\n') => return Err(ParseError::BareLf),
-        Some(b'\r') if buf.get(i + 1).is_some_and(|&b| b != b'\n') => return Err(ParseError::BareCr),
+        Some(b'\r') if buf.get(i + 1).is_some_and(|&b| b != b'\n') => {
+            return Err(ParseError::BareCr)
+        }
         _ => {}
     }
 
@@ -356,7 +369,10 @@ fn parse_lines(
         if n >= max_headers {
             return Err(ParseError::TooManyHeaders);
         }
-        spans[n] = HeaderSpan { name: (n0 as u32, name_end as u32), value: (v0 as u32, v1 as u32) };
+        spans[n] = HeaderSpan {
+            name: (n0 as u32, name_end as u32),
+            value: (v0 as u32, v1 as u32),
+        };
         n += 1;
 
         // Fields with framing or connection semantics.
@@ -387,7 +403,9 @@ fn parse_lines(
                     return Err(ParseError::DuplicateContentLength);
                 }
                 match parse_decimal(value) {
-                    Digits::Run { end, value: len } if end == value.len() && end > 0 => content_length = Some(len),
+                    Digits::Run { end, value: len } if end == value.len() && end > 0 => {
+                        content_length = Some(len)
+                    }
                     _ => return Err(ParseError::InvalidContentLength),
                 }
             }
@@ -429,13 +447,27 @@ fn parse_lines(
         Version::Http11 => !conn_close,
         _ => conn_keep_alive && !conn_close,
     };
-    Ok(Some(Head { len: i, method, target, version, headers: n, body, keep_alive, expect_continue }))
+    Ok(Some(Head {
+        len: i,
+        method,
+        target,
+        version,
+        headers: n,
+        body,
+        keep_alive,
+        expect_continue,
+    }))
 }
 
 fn version_error(v: &[u8]) -> ParseError {
     // `HTTP/x.y` with digits: a version we do not speak; anything else is
     // garbage.
-    if v.len() >= 8 && v.starts_with(b"HTTP/") && v[5].is_ascii_digit() && v[6] == b'.' && v[7].is_ascii_digit() {
+    if v.len() >= 8
+        && v.starts_with(b"HTTP/")
+        && v[5].is_ascii_digit()
+        && v[6] == b'.'
+        && v[7].is_ascii_digit()
+    {
         ParseError::UnsupportedVersion
     } else {
         ParseError::InvalidVersion
@@ -539,7 +571,13 @@ pub struct ChunkedDecoder {
 impl ChunkedDecoder {
     /// A decoder whose body starts at `start`.
     pub fn new(start: usize) -> ChunkedDecoder {
-        ChunkedDecoder { state: ChunkState::Size, pos: start, out: start, total: 0, trailer_bytes: 0 }
+        ChunkedDecoder {
+            state: ChunkState::Size,
+            pos: start,
+            out: start,
+            total: 0,
+            trailer_bytes: 0,
+        }
     }
 
     /// Decodes what `buf[self.pos..]` holds. `Ok(true)` when the body and
@@ -585,7 +623,11 @@ impl ChunkedDecoder {
                     self.pos += n;
                     self.out += n;
                     let left = remaining - n as u64;
-                    self.state = if left == 0 { ChunkState::DataEnd } else { ChunkState::Data(left) };
+                    self.state = if left == 0 {
+                        ChunkState::DataEnd
+                    } else {
+                        ChunkState::Data(left)
+                    };
                 }
                 ChunkState::DataEnd => match buf.get(self.pos..self.pos + 2) {
                     None if buf.len() - self.pos == 1 && buf[self.pos] != b'\r' => {
@@ -712,14 +754,19 @@ mod tests {
 
     #[test]
     fn simple() {
-        let Parsed::Complete(h) = parse(b"GET /a?b HTTP/1.1\r\nHost: x\r\nX-A:  v  \r\n\r\nrest").unwrap() else {
+        let Parsed::Complete(h) =
+            parse(b"GET /a?b HTTP/1.1\r\nHost: x\r\nX-A:  v  \r\n\r\nrest").unwrap()
+        else {
             panic!()
         };
         assert_eq!(h.len, 41);
         assert_eq!(h.headers, 2);
         assert_eq!(h.body, BodyKind::None);
         assert!(h.keep_alive);
-        assert_eq!(parse(b"GET /a?b HTTP/1.1\r\nHost: x\r\n").unwrap(), Parsed::Partial);
+        assert_eq!(
+            parse(b"GET /a?b HTTP/1.1\r\nHost: x\r\n").unwrap(),
+            Parsed::Partial
+        );
         assert_eq!(parse(b"GE").unwrap(), Parsed::Partial);
         assert_eq!(parse(b"GET / HTTP/1.").unwrap(), Parsed::Partial);
     }
@@ -728,32 +775,81 @@ mod tests {
     fn rejections() {
         use ParseError::*;
         assert_eq!(err(b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"), ContentLengthWithTransferEncoding);
-        assert_eq!(err(b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n"), DuplicateContentLength);
-        assert_eq!(err(b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1x\r\n\r\n"), InvalidContentLength);
-        assert_eq!(err(b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n"), InvalidContentLength);
-        assert_eq!(err(b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999999\r\n\r\n"), InvalidContentLength);
-        assert_eq!(err(b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"), UnsupportedTransferEncoding);
-        assert_eq!(err(b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\n\r\n"), UnsupportedTransferEncoding);
-        assert_eq!(err(b"GET / HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\n\r\n"), ObsFold);
-        assert_eq!(err(b"GET / HTTP/1.1\r\nHost : x\r\n\r\n"), WhitespaceBeforeColon);
+        assert_eq!(
+            err(b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n"),
+            DuplicateContentLength
+        );
+        assert_eq!(
+            err(b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1x\r\n\r\n"),
+            InvalidContentLength
+        );
+        assert_eq!(
+            err(b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n"),
+            InvalidContentLength
+        );
+        assert_eq!(
+            err(b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999999\r\n\r\n"),
+            InvalidContentLength
+        );
+        assert_eq!(
+            err(b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"),
+            UnsupportedTransferEncoding
+        );
+        assert_eq!(
+            err(b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\n\r\n"),
+            UnsupportedTransferEncoding
+        );
+        assert_eq!(
+            err(b"GET / HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\n\r\n"),
+            ObsFold
+        );
+        assert_eq!(
+            err(b"GET / HTTP/1.1\r\nHost : x\r\n\r\n"),
+            WhitespaceBeforeColon
+        );
         assert_eq!(err(b"GET / HTTP/1.1\nHost: x\n\n"), BareLf);
         assert_eq!(err(b"GET / HTTP/1.1\r\nHost: x\nX: y\r\n\r\n"), BareLf);
         assert_eq!(err(b"GET / HTTP/1.1\r\nHost: x\rX: y\r\n\r\n"), BareCr);
-        assert_eq!(err(b"GET / HTTP/1.1\r\nHost: x\0y\r\n\r\n"), InvalidHeaderValue);
-        assert_eq!(err(b"GET / HTTP/1.1\r\nHost: x\x01\r\n\r\n"), InvalidHeaderValue);
+        assert_eq!(
+            err(b"GET / HTTP/1.1\r\nHost: x\0y\r\n\r\n"),
+            InvalidHeaderValue
+        );
+        assert_eq!(
+            err(b"GET / HTTP/1.1\r\nHost: x\x01\r\n\r\n"),
+            InvalidHeaderValue
+        );
         assert_eq!(err(b"GET / HTTP/1.1\r\n\r\n"), MissingHost);
-        assert_eq!(err(b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"), DuplicateHost);
-        assert_eq!(err(b"GET / HTTP/2.0\r\nHost: a\r\n\r\n"), UnsupportedVersion);
+        assert_eq!(
+            err(b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"),
+            DuplicateHost
+        );
+        assert_eq!(
+            err(b"GET / HTTP/2.0\r\nHost: a\r\n\r\n"),
+            UnsupportedVersion
+        );
         assert_eq!(err(b"GET / HTXP/1.1\r\n"), InvalidVersion);
         assert_eq!(err(b"GET  / HTTP/1.1\r\n"), InvalidTarget);
         assert_eq!(err(b"G(T / HTTP/1.1\r\n"), InvalidMethod);
         assert_eq!(err(b"GET /\x7f HTTP/1.1\r\n"), InvalidTarget);
-        assert_eq!(err(b"GET / HTTP/1.1\r\nHost: a\r\nExpect: nope\r\n\r\n"), UnsupportedExpectation);
-        assert_eq!(err(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1048577\r\n\r\n"), BodyTooLarge);
-        assert_eq!(err(b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"), UnsupportedTransferEncoding);
+        assert_eq!(
+            err(b"GET / HTTP/1.1\r\nHost: a\r\nExpect: nope\r\n\r\n"),
+            UnsupportedExpectation
+        );
+        assert_eq!(
+            err(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1048577\r\n\r\n"),
+            BodyTooLarge
+        );
+        assert_eq!(
+            err(b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            UnsupportedTransferEncoding
+        );
         let long = [b"GET /".as_slice(), &[b'a'; 9000]].concat();
         assert_eq!(err(&long), TargetTooLong);
-        let big = [b"GET / HTTP/1.1\r\nHost: a\r\nX: ".as_slice(), &[b'a'; 17000]].concat();
+        let big = [
+            b"GET / HTTP/1.1\r\nHost: a\r\nX: ".as_slice(),
+            &[b'a'; 17000],
+        ]
+        .concat();
         assert_eq!(err(&big), HeadersTooLarge);
     }
 
@@ -765,7 +861,9 @@ mod tests {
         };
         assert!(!ka(b"GET / HTTP/1.0\r\n\r\n"));
         assert!(ka(b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n"));
-        assert!(!ka(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: foo, close\r\n\r\n"));
+        assert!(!ka(
+            b"GET / HTTP/1.1\r\nHost: a\r\nConnection: foo, close\r\n\r\n"
+        ));
         assert!(ka(b"\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"));
     }
 
@@ -790,7 +888,12 @@ mod tests {
         for (input, want) in cases {
             let mut b = input.to_vec();
             let mut d = ChunkedDecoder::new(0);
-            assert_eq!(d.advance(&mut b, &limits), Err(*want), "{:?}", String::from_utf8_lossy(input));
+            assert_eq!(
+                d.advance(&mut b, &limits),
+                Err(*want),
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
         }
     }
 }

@@ -12,7 +12,10 @@ pub struct DateCache {
 
 impl Default for DateCache {
     fn default() -> Self {
-        let mut d = DateCache { secs: u64::MAX, buf: [b' '; 29] };
+        let mut d = DateCache {
+            secs: u64::MAX,
+            buf: [b' '; 29],
+        };
         d.refresh();
         d
     }
@@ -22,7 +25,10 @@ impl DateCache {
     /// Re-formats the date if the second changed (cheap otherwise).
     #[inline]
     pub fn refresh(&mut self) {
-        let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let secs = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
         if secs != self.secs {
             self.secs = secs;
             self.buf = format_imf_fixdate(secs);
@@ -39,8 +45,10 @@ impl DateCache {
 /// Formats Unix seconds as an IMF-fixdate.
 pub fn format_imf_fixdate(secs: u64) -> [u8; 29] {
     const DAYS: [&[u8; 3]; 7] = [b"Thu", b"Fri", b"Sat", b"Sun", b"Mon", b"Tue", b"Wed"];
-    const MONTHS: [&[u8; 3]; 12] =
-        [b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec"];
+    const MONTHS: [&[u8; 3]; 12] = [
+        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
+        b"Dec",
+    ];
     let days = secs / 86400;
     let rem = secs % 86400;
     let (h, m, s) = (rem / 3600, rem / 60 % 60, rem % 60);
@@ -90,8 +98,14 @@ mod tests {
 
     #[test]
     fn rfc_example() {
-        assert_eq!(&format_imf_fixdate(784_111_777), b"Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(
+            &format_imf_fixdate(784_111_777),
+            b"Sun, 06 Nov 1994 08:49:37 GMT"
+        );
         assert_eq!(&format_imf_fixdate(0), b"Thu, 01 Jan 1970 00:00:00 GMT");
-        assert_eq!(&format_imf_fixdate(951_782_400), b"Tue, 29 Feb 2000 00:00:00 GMT");
+        assert_eq!(
+            &format_imf_fixdate(951_782_400),
+            b"Tue, 29 Feb 2000 00:00:00 GMT"
+        );
     }
 }

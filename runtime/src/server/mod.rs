@@ -92,7 +92,10 @@ pub enum ServerError {
 impl fmt::Display for ServerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ServerError::Bind(a, e) => write!(f, "cannot listen on {a}: {e} (is the port in use? try --port)"),
+            ServerError::Bind(a, e) => write!(
+                f,
+                "cannot listen on {a}: {e} (is the port in use? try --port)"
+            ),
             ServerError::Setup(e) => write!(f, "cannot set up the event loop: {e}"),
             ServerError::Handler(w, e) => write!(f, "worker {w}: cannot create the handler: {e}"),
             ServerError::Kernels(e) => write!(f, "kernel selection failed: {e}"),
@@ -183,7 +186,11 @@ impl Server {
             threads.push(t);
         }
         drop(ready_tx);
-        let server = Server { addr, mailboxes, threads };
+        let server = Server {
+            addr,
+            mailboxes,
+            threads,
+        };
         for _ in 0..workers {
             match ready_rx.recv() {
                 Ok(Ok(())) => {}

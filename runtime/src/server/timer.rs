@@ -23,7 +23,13 @@ impl TimerWheel {
     /// A wheel of `slots` buckets of `tick` (the horizon is their product;
     /// later deadlines are parked at the horizon and re-inserted).
     pub fn new(now: Instant, tick: Duration, slots: usize) -> TimerWheel {
-        TimerWheel { slots: (0..slots.max(2)).map(|_| Vec::new()).collect(), tick, origin: now, current: 0, len: 0 }
+        TimerWheel {
+            slots: (0..slots.max(2)).map(|_| Vec::new()).collect(),
+            tick,
+            origin: now,
+            current: 0,
+            len: 0,
+        }
     }
 
     fn tick_of(&self, t: Instant) -> u64 {
@@ -101,7 +107,9 @@ mod tests {
         w.expire(t0 + Duration::from_millis(40), &mut out);
         assert_eq!(out, vec![1]);
         out.clear();
-        assert!(w.next_timeout(t0 + Duration::from_millis(40)).unwrap() <= Duration::from_millis(640));
+        assert!(
+            w.next_timeout(t0 + Duration::from_millis(40)).unwrap() <= Duration::from_millis(640)
+        );
         w.expire(t0 + Duration::from_secs(10), &mut out);
         assert_eq!(out, vec![3]); // parked at the horizon, the owner re-inserts
         assert!(w.is_empty());

@@ -82,7 +82,12 @@ impl Worker {
     ) -> std::io::Result<Worker> {
         let ep = sys::epoll_create()?;
         sys::epoll_add(ep.0, listener.0, libc::EPOLLIN as u32, TOKEN_LISTENER)?;
-        sys::epoll_add(ep.0, mailbox.fd.0, (libc::EPOLLIN | libc::EPOLLET) as u32, TOKEN_MAILBOX)?;
+        sys::epoll_add(
+            ep.0,
+            mailbox.fd.0,
+            (libc::EPOLLIN | libc::EPOLLET) as u32,
+            TOKEN_MAILBOX,
+        )?;
         let now = Instant::now();
         // Tick resolution: fine enough for the shortest configured timeout.
         let shortest = cfg.header_timeout.min(cfg.idle_timeout);
@@ -134,7 +139,11 @@ impl Worker {
                     _ => {
                         let slot = tok as u32;
                         let generation = (tok >> 32) as u32;
-                        if self.slots.get(slot as usize).is_some_and(|s| s.generation == generation && s.live.is_some()) {
+                        if self
+                            .slots
+                            .get(slot as usize)
+                            .is_some_and(|s| s.generation == generation && s.live.is_some())
+                        {
                             let _ = bits;
                             self.drive(slot);
                         }
@@ -164,7 +173,9 @@ impl Worker {
             t = Some(t.map_or(d, |x| x.min(d)));
         }
         if let Some(at) = self.shutdown_at {
-            let d = at.saturating_duration_since(now).min(Duration::from_millis(50));
+            let d = at
+                .saturating_duration_since(now)
+                .min(Duration::from_millis(50));
             t = Some(t.map_or(d, |x| x.min(d)));
         }
         match t {
@@ -205,7 +216,10 @@ impl Worker {
         let slot = match self.free.pop() {
             Some(s) => s,
             None => {
-                self.slots.push(Slot { generation: 0, live: None });
+                self.slots.push(Slot {
+                    generation: 0,
+                    live: None,
+                });
                 (self.slots.len() - 1) as u32
             }
         };
@@ -235,7 +249,8 @@ impl Worker {
 
     fn drain_mailbox(&mut self) {
         sys::eventfd_drain(self.mailbox.fd.0);
-        let msgs = std::mem::take(&mut *self.mailbox.queue.lock().unwrap_or_else(|e| e.into_inner()));
+        let msgs =
+            std::mem::take(&mut *self.mailbox.queue.lock().unwrap_or_else(|e| e.into_inner()));
         for m in msgs {
             match m {
                 Message::Shutdown => self.begin_shutdown(),
@@ -252,7 +267,9 @@ impl Worker {
             sys::epoll_del(self.ep.0, l.0);
         }
         for i in 0..self.slots.len() as u32 {
-            let Some(l) = self.slots[i as usize].live.as_mut() else { continue };
+            let Some(l) = self.slots[i as usize].live.as_mut() else {
+                continue;
+            };
             if l.conn.is_idle() {
                 self.close_conn(i);
             } else {
@@ -274,7 +291,9 @@ impl Worker {
     fn drive(&mut self, slot: u32) {
         let now = self.now;
         let limits = self.cfg.limits;
-        let Some(l) = self.slots[slot as usize].live.as_mut() else { return };
+        let Some(l) = self.slots[slot as usize].live.as_mut() else {
+            return;
+        };
         if l.linger_until.is_some() {
             self.linger(slot);
             return;
@@ -293,7 +312,11 @@ impl Worker {
                 limits: &limits,
                 spans: &mut self.spans,
                 shutting_down: self.shutdown_at.is_some(),
-                log: if self.cfg.access_log { Some(&mut self.log) } else { None },
+                log: if self.cfg.access_log {
+                    Some(&mut self.log)
+                } else {
+                    None
+                },
                 secure: false,
             };
             l.conn.process(&mut *self.handler, &mut env);
@@ -350,7 +373,9 @@ impl Worker {
             self.close_conn(slot);
             return;
         }
-        let Some(l) = self.slots[slot as usize].live.as_mut() else { return };
+        let Some(l) = self.slots[slot as usize].live.as_mut() else {
+            return;
+        };
         if l.linger_until.is_some() {
             self.linger(slot);
             return;
@@ -387,7 +412,9 @@ impl Worker {
 
     /// Discards input on a closing connection until EOF or the deadline.
     fn linger(&mut self, slot: u32) {
-        let Some(l) = self.slots[slot as usize].live.as_mut() else { return };
+        let Some(l) = self.slots[slot as usize].live.as_mut() else {
+            return;
+        };
         let mut scratch = [0u8; 4096];
         loop {
             match sys::read(l.fd, &mut scratch) {
@@ -409,7 +436,9 @@ impl Worker {
     /// Makes sure the wheel holds an entry no later than the deadline.
     fn schedule(&mut self, slot: u32) {
         let generation = self.slots[slot as usize].generation;
-        let Some(l) = self.slots[slot as usize].live.as_mut() else { return };
+        let Some(l) = self.slots[slot as usize].live.as_mut() else {
+            return;
+        };
         let Some(d) = l.deadline else { return };
         if l.wheel_at.is_none_or(|w| d < w) {
             self.wheel.insert(d, token(slot, generation));
@@ -424,7 +453,9 @@ impl Worker {
             let slot = tok as u32;
             let generation = (tok >> 32) as u32;
             let now = self.now;
-            let Some(s) = self.slots.get_mut(slot as usize) else { continue };
+            let Some(s) = self.slots.get_mut(slot as usize) else {
+                continue;
+            };
             if s.generation != generation {
                 continue;
             }
@@ -434,7 +465,8 @@ impl Worker {
             }
             match l.deadline {
                 Some(d) if d <= now => {
-                    if l.linger_until.is_some() || l.conn.is_idle() || !l.conn.request_in_progress() {
+                    if l.linger_until.is_some() || l.conn.is_idle() || !l.conn.request_in_progress()
+                    {
                         // Idle keep-alive, stalled writer, or lingering close.
                         self.close_conn(slot);
                     } else {
@@ -455,7 +487,11 @@ impl Worker {
     }
 
     fn tick(&mut self) {
-        let mut sink = Sink { slots: &mut self.slots, dirty: &mut self.dirty, date: self.date.get() };
+        let mut sink = Sink {
+            slots: &mut self.slots,
+            dirty: &mut self.dirty,
+            date: self.date.get(),
+        };
         self.handler.tick(&mut CompletionSink::new(&mut sink));
         let mut dirty = std::mem::take(&mut self.dirty);
         for slot in dirty.drain(..) {
@@ -523,7 +559,9 @@ fn flush(l: &mut Live) -> Flush {
             }
         }
         let fd = l.fd;
-        let Some(f) = l.conn.file() else { return Flush::Done };
+        let Some(f) = l.conn.file() else {
+            return Flush::Done;
+        };
         use std::os::fd::AsRawFd;
         match sys::sendfile(fd, f.file.as_raw_fd(), &mut f.offset, f.len) {
             IoResult::Done(0) => {
@@ -554,11 +592,15 @@ struct Sink<'a> {
 
 impl Complete for Sink<'_> {
     fn complete(&mut self, id: RequestId, response: OwnedResponse) -> bool {
-        let Some(s) = self.slots.get_mut(id.slot as usize) else { return false };
+        let Some(s) = self.slots.get_mut(id.slot as usize) else {
+            return false;
+        };
         if s.generation != id.generation {
             return false;
         }
-        let Some(l) = s.live.as_mut() else { return false };
+        let Some(l) = s.live.as_mut() else {
+            return false;
+        };
         if !l.conn.complete(id.seq, response, self.date) {
             return false;
         }
