@@ -275,6 +275,52 @@ impl Subject for ParseDigits {
     }
 }
 
+/// `classify_head`: every mask word against the reference.
+struct ClassifyHead;
+
+impl Subject for ClassifyHead {
+    fn meta(&self) -> &'static KernelMeta {
+        asm::CLASSIFY_HEAD.meta()
+    }
+
+    fn strategy(&self) -> BoxedStrategy<Case> {
+        bytes_from(b"GET / HTTP/1.1\r\nHost: a.example\r\nAccept: text/html\r\n\r\n")
+            .prop_map(|a| Case {
+                a,
+                ..Case::default()
+            })
+            .boxed()
+    }
+
+    fn check(&self, v: &'static VariantMeta, case: &Case, p: Placement) -> Result<(), String> {
+        let f = asm::CLASSIFY_HEAD
+            .variant_of(v)
+            .map_err(|e| e.to_string())?;
+        let g = Guarded::new(&case.a, p);
+        let b = g.bytes();
+        let want = reference::classify_head(&case.a);
+        // One spare chunk filled with a canary: the kernel must not write it.
+        let canary = reference::ChunkMasks {
+            special: 0xdead,
+            colon: 0xbeef,
+            non_tchar: 0xf00d,
+        };
+        let mut got = vec![canary; want.len() + 1];
+        // SAFETY: reads only `b`; `got` has room for ceil(len / 64) chunks of
+        // three u64s (ChunkMasks is repr(C)).
+        let n = unsafe { f(b.as_ptr(), b.len(), got.as_mut_ptr().cast::<u64>()) };
+        if n != want.len() || got[..n] != want[..] || got[n] != canary {
+            return Err(format!(
+                "chunks {n} vs {}; got {:x?}, reference {want:x?} on {}",
+                want.len(),
+                &got,
+                crate::show(&case.a)
+            ));
+        }
+        Ok(())
+    }
+}
+
 static FIND_HEADER_END: Scan = Scan {
     kernel: &asm::FIND_HEADER_END,
     reference: reference::find_header_end,
@@ -327,5 +373,6 @@ pub fn subjects() -> Vec<&'static dyn Subject> {
         &EQ,
         &PARSE_DECIMAL,
         &PARSE_HEX,
+        &ClassifyHead,
     ]
 }

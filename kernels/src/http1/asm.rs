@@ -303,6 +303,40 @@ marg_asm! {
         }
     }
 
+    // rdx = bit j set iff bytes j + 1 and j + 3 at `base` are both LF: the
+    // cheap half of the `\r\n\r\n` test (two loads instead of four), true
+    // in header text only near the end of the block.
+    macro lflf_mask(base, lf, t0, t1) {
+        if W == 16 {
+            movdqu t0, [base + 1]
+            pcmpeqb t0, lf
+            movdqu t1, [base + 3]
+            pcmpeqb t1, lf
+            pand t0, t1
+            pmovmskb edx, t0
+        } else if W == 32 {
+            vpcmpeqb t0, lf, [base + 1]
+            vpcmpeqb t1, lf, [base + 3]
+            vpand t0, t0, t1
+            vpmovmskb edx, t0
+        } else {
+            vpcmpeqb k1, lf, [base + 1]
+            vpcmpeqb k2, lf, [base + 3]
+            kandq k1, k1, k2
+            kmovq rdx, k1
+        }
+    }
+
+    // rdx = exact `\r\n\r\n` start mask of the W starts at `base`, computed
+    // only when the LF-LF filter passes (else rdx = 0).
+    macro header_end_mask(base, cr, lf, t0, t1) {
+        lflf_mask!(base, lf, t0, t1)
+        test rdx, rdx
+        jz filtered
+        crlfcrlf_mask!(base, cr, lf, t0, t1)
+    filtered:
+    }
+
     // Sets ZF iff none of the 4W bytes at `base` is LF (`lf` holds
     // broadcast LF); t0..t3 scratch.
     macro lf_any4(base, lf, t0, t1, t2, t3) {
@@ -383,7 +417,7 @@ marg_asm! {
         cmp rcx, n
         ja tail
     main_loop:                          // while i + W <= n
-        crlfcrlf_mask!(rdi + rax, cr, lf, v0, v1)
+        header_end_mask!(rdi + rax, cr, lf, v0, v1)
         test rdx, rdx
         jnz found
         add rax, W
@@ -411,7 +445,7 @@ marg_asm! {
     wide_hit:                           // exact check of the 4 blocks at i
         lea block_end, [rax + 4 * W]
     wide_exact:
-        crlfcrlf_mask!(rdi + rax, cr, lf, v0, v1)
+        header_end_mask!(rdi + rax, cr, lf, v0, v1)
         test rdx, rdx
         jnz found
         add rax, W
@@ -875,6 +909,165 @@ marg_asm! {
         ret
     overflow:
         mov rax, -1
+        ret
+    }
+
+    // One 64-byte chunk at `src` -> three masks (bit j <-> byte j):
+    // r8 = special (not a field-value byte: CR, LF, other CTLs, DEL),
+    // r10 = ':', r11 = not a tchar. Constants: v8/v9 field-value nibble
+    // tables, v10/v11 tchar nibble tables, v12 0x0f bytes, v13 ':' bytes,
+    // v14 zero. The nibbles are split once and feed both look-ups.
+    macro chunk_masks(src) {
+        if W == 64 {
+            vmovdqu8 v0, [src]
+            vpcmpeqb k3, v0, v13                // ':'
+            vpsrlw v1, v0, 4
+            vpandq v1, v1, v12                  // high nibbles
+            vpandq v0, v0, v12                  // low nibbles
+            vpshufb v2, v8, v0
+            vpshufb v3, v9, v1
+            vptestnmb k1, v2, v3                // not a field-value byte
+            vpshufb v2, v10, v0
+            vpshufb v3, v11, v1
+            vptestnmb k2, v2, v3                // not a tchar
+            kmovq r8, k1
+            kmovq r10, k3
+            kmovq r11, k2
+        } else {
+            for u in 0..64 / W {
+                chunk_part!([src + u * W], u)
+            }
+        }
+    }
+
+    // Masks of the W bytes at `src` (W < 64), merged into r8/r10/r11 at bit
+    // offset u*W (u = 0 starts a new chunk).
+    macro chunk_part(src, u) {
+        if W == 16 {
+            movdqu v0, src
+            movdqa v4, v0
+            pcmpeqb v4, v13
+            pmovmskb edx, v4                    // ':'
+            movdqa v1, v0
+            psrlw v1, 4
+            pand v1, v12                        // high nibbles
+            pand v0, v12                        // low nibbles
+            movdqa v2, v8
+            pshufb v2, v0
+            movdqa v3, v9
+            pshufb v3, v1
+            pand v2, v3
+            pcmpeqb v2, v14
+            pmovmskb ecx, v2                    // not a field-value byte
+            movdqa v2, v10
+            pshufb v2, v0
+            movdqa v3, v11
+            pshufb v3, v1
+            pand v2, v3
+            pcmpeqb v2, v14
+            pmovmskb eax, v2                    // not a tchar
+        } else {
+            vmovdqu v0, src
+            vpcmpeqb v4, v0, v13
+            vpmovmskb edx, v4
+            vpsrlw v1, v0, 4
+            vpand v1, v1, v12
+            vpand v0, v0, v12
+            vpshufb v2, v8, v0
+            vpshufb v3, v9, v1
+            vpand v2, v2, v3
+            vpcmpeqb v2, v2, v14
+            vpmovmskb ecx, v2
+            vpshufb v2, v10, v0
+            vpshufb v3, v11, v1
+            vpand v2, v2, v3
+            vpcmpeqb v2, v2, v14
+            vpmovmskb eax, v2
+        }
+        if u == 0 {
+            mov r10, rdx
+            mov r8, rcx
+            mov r11, rax
+        } else {
+            shl rdx, u * W
+            or r10, rdx
+            shl rcx, u * W
+            or r8, rcx
+            shl rax, u * W
+            or r11, rax
+        }
+    }
+
+    /// Structural classification of a header block, simdjson-style: for
+    /// every 64-byte chunk c of the `len` bytes at `ptr`, writes three masks
+    /// to `out[3c..3c + 3]` (bit j <-> byte 64c + j): bytes that are not
+    /// field-value bytes (CR, LF, other CTLs, DEL), `:` bytes, and bytes
+    /// that are not tchars. Bits at positions >= len are zero. Returns the
+    /// number of chunks, ceil(len / 64). A parser then walks lines with bit
+    /// operations instead of one kernel call per name and per value.
+    pub fn classify_head(ptr: *const u8, len: usize, out: *mut u64) -> usize {
+        variants {
+            baseline(level = baseline, width = 16),
+            avx2(level = avx2, width = 32),
+            avx512(level = avx512, width = 64),
+        }
+        let out_ptr = r9;
+        let i = rbx;                            // callee-saved: the prologue saves it
+        vload!(v8, [FIELD_LO])
+        vload!(v9, [FIELD_HI])
+        vload!(v10, [TCHAR_LO])
+        vload!(v11, [TCHAR_HI])
+        vload!(v12, [NIBBLE_MASK])
+        mov ecx, 0x3a
+        vbroadcast_byte!(v13, ecx, v0)
+        if W == 16 { pxor v14, v14 } else if W == 32 { vpxor v14, v14, v14 }
+        mov out_ptr, rdx
+        xor ebx, ebx
+    chunk_loop:                                 // while i + 64 <= len
+        lea rcx, [i + 64]
+        cmp rcx, rsi
+        ja tail
+        chunk_masks!(rdi + i)
+        mov qword ptr [out_ptr], r8
+        mov qword ptr [out_ptr + 8], r10
+        mov qword ptr [out_ptr + 16], r11
+        add out_ptr, 24
+        add i, 64
+        jmp chunk_loop
+    tail:                                       // 0 <= r = len - i < 64
+        cmp i, rsi
+        je done
+        cmp rsi, 64
+        jb short_input
+    backward:                                   // the chunk ending at len
+        chunk_masks!(rdi + rsi - 64)
+        mov ecx, 64
+        sub rcx, rsi
+        add rcx, i                              // 64 - r stale positions
+        shr r8, cl
+        shr r10, cl
+        shr r11, cl
+        jmp store_last
+    short_input:                                // len < 64, i = 0
+        mov ecx, edi
+        and ecx, 4095
+        cmp ecx, 4096 - 64
+        ja backward                             // a forward chunk would leave the page
+        chunk_masks!(rdi)
+        mov ecx, esi
+        mov rax, -1
+        shl rax, cl
+        not rax                                 // (1 << len) - 1
+        and r8, rax
+        and r10, rax
+        and r11, rax
+    store_last:
+        mov qword ptr [out_ptr], r8
+        mov qword ptr [out_ptr + 8], r10
+        mov qword ptr [out_ptr + 16], r11
+    done:
+        lea rax, [rsi + 63]
+        shr rax, 6                              // ceil(len / 64) chunks
         ret
     }
 }

@@ -9,6 +9,7 @@
 //! | [`find_byte2`], [`find_byte3`] | the first of 2 or 3 candidate bytes |
 //! | [`eq_ignore_ascii_case`] | ASCII case-insensitive equality |
 //! | [`parse_decimal`], [`parse_hex`] | Content-Length / chunk-size digits, with overflow detection |
+//! | [`classify_head`] | structural bitmaps of a whole header block (CR/LF/CTLs, `:`, non-tchars) |
 //!
 //! [`reference`] is the specification; each entry point calls the variant
 //! that the CPU selects (see `marg_gen::rt`).
@@ -16,7 +17,7 @@
 pub mod asm;
 pub mod reference;
 
-pub use reference::Digits;
+pub use reference::{ChunkMasks, Digits};
 
 use marg_gen::rt::{KernelMeta, SelectError};
 
@@ -31,6 +32,7 @@ pub static REGISTRY: &[&KernelMeta] = &[
     asm::EQ_IGNORE_ASCII_CASE.meta(),
     asm::PARSE_DECIMAL.meta(),
     asm::PARSE_HEX.meta(),
+    asm::CLASSIFY_HEAD.meta(),
 ];
 
 /// Selects and places every kernel of the family.
@@ -48,6 +50,7 @@ pub fn init() -> Result<Vec<(&'static str, &'static str)>, SelectError> {
         ),
         ("parse_decimal", asm::PARSE_DECIMAL.init()?.name),
         ("parse_hex", asm::PARSE_HEX.init()?.name),
+        ("classify_head", asm::CLASSIFY_HEAD.init()?.name),
     ])
 }
 
@@ -137,5 +140,78 @@ fn digits(f: asm::DigitsFn, buf: &[u8]) -> Digits {
         Digits::Overflow
     } else {
         Digits::Run { end, value }
+    }
+}
+
+/// Classifies `buf` into [`ChunkMasks`], one per 64-byte chunk, in one SIMD
+/// pass; classifies at most `out.len() * 64` bytes and returns the number of
+/// chunks written. Bits past the classified length are zero.
+#[inline]
+pub fn classify_head(buf: &[u8], out: &mut [ChunkMasks]) -> usize {
+    let len = buf.len().min(out.len() * 64);
+    // SAFETY: see the note above `find_header_end`; `out` has room for
+    // ceil(len / 64) chunks (`len <= out.len() * 64`), and `ChunkMasks` is
+    // `repr(C)` with three `u64`s, the layout the kernel writes.
+    unsafe { (asm::CLASSIFY_HEAD.get())(buf.as_ptr(), len, out.as_mut_ptr().cast::<u64>()) }
+}
+
+/// Which of the [`ChunkMasks`] to search.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MaskKind {
+    /// CR, LF, other CTLs, DEL.
+    Special,
+    /// `:`.
+    Colon,
+    /// Not a tchar.
+    NonTchar,
+}
+
+/// Bit-level queries over the masks of a classified block (what a parser
+/// uses instead of per-field scanning calls).
+#[derive(Debug, Clone, Copy)]
+pub struct HeadMasks<'a> {
+    masks: &'a [ChunkMasks],
+}
+
+impl<'a> HeadMasks<'a> {
+    /// Wraps the masks written by [`classify_head`].
+    pub fn new(masks: &'a [ChunkMasks]) -> Self {
+        HeadMasks { masks }
+    }
+
+    #[inline]
+    fn word(&self, kind: MaskKind, chunk: usize) -> u64 {
+        let m = &self.masks[chunk];
+        match kind {
+            MaskKind::Special => m.special,
+            MaskKind::Colon => m.colon,
+            MaskKind::NonTchar => m.non_tchar,
+        }
+    }
+
+    /// The first position `>= from` whose bit is set in `kind`.
+    #[inline]
+    pub fn next(&self, kind: MaskKind, from: usize) -> Option<usize> {
+        let mut c = from / 64;
+        if c >= self.masks.len() {
+            return None;
+        }
+        let mut w = self.word(kind, c) & (!0u64 << (from % 64));
+        loop {
+            if w != 0 {
+                return Some(c * 64 + w.trailing_zeros() as usize);
+            }
+            c += 1;
+            if c == self.masks.len() {
+                return None;
+            }
+            w = self.word(kind, c);
+        }
+    }
+
+    /// Whether any bit of `kind` is set in positions `from..to`.
+    #[inline]
+    pub fn any(&self, kind: MaskKind, from: usize, to: usize) -> bool {
+        self.next(kind, from).is_some_and(|p| p < to)
     }
 }

@@ -127,6 +127,34 @@ pub fn parse_hex(buf: &[u8]) -> Digits {
     }
 }
 
+/// The three structural masks of one 64-byte chunk of a header block (bit
+/// `j` describes byte `64c + j` of chunk `c`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct ChunkMasks {
+    /// Bytes that are not field-value bytes: CR, LF, other CTLs, DEL.
+    pub special: u64,
+    /// `:` bytes.
+    pub colon: u64,
+    /// Bytes that are not `tchar`s.
+    pub non_tchar: u64,
+}
+
+/// Classifies `buf` in 64-byte chunks; bits past `buf.len()` are zero.
+pub fn classify_head(buf: &[u8]) -> Vec<ChunkMasks> {
+    buf.chunks(64)
+        .map(|chunk| {
+            let mut m = ChunkMasks::default();
+            for (j, &b) in chunk.iter().enumerate() {
+                m.special |= u64::from(!is_field_value_byte(b)) << j;
+                m.colon |= u64::from(b == b':') << j;
+                m.non_tchar |= u64::from(!is_tchar(b)) << j;
+            }
+            m
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
