@@ -170,9 +170,9 @@ pub fn set_current(kernel: &str, variant: &str, placement: Placement, len: usize
     use std::io::Write;
     let mut buf = [0u8; 192];
     let mut w = &mut buf[..];
-    let _ = write!(
+    let _ = writeln!(
         w,
-        "marg-verify: memory fault in kernel {kernel}, variant {variant}, input of {len} bytes {placement:?} a guard page (an out-of-bounds read)\n"
+        "marg-verify: memory fault in kernel {kernel}, variant {variant}, input of {len} bytes {placement:?} a guard page (an out-of-bounds read)"
     );
     let n = 192 - w.len();
     for (slot, b) in CURRENT.iter().zip(&buf[..n]) {
