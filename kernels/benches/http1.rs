@@ -313,7 +313,7 @@ fn parse_structural(
     let mut count = 0;
     let mut c = pos / 64;
     let mut special = masks[c].special & (!0u64 << (pos % 64));
-    let mut next_special = |c: &mut usize, special: &mut u64| -> Option<usize> {
+    let next_special = |c: &mut usize, special: &mut u64| -> Option<usize> {
         while *special == 0 {
             *c += 1;
             *special = masks.get(*c)?.special;
