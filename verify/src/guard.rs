@@ -121,42 +121,6 @@ impl Drop for Guarded {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn placement() {
-        let g = Guarded::at_end(b"hello");
-        assert_eq!(g.bytes(), b"hello");
-        assert_eq!((g.bytes().as_ptr() as usize + 5) % PAGE, 0);
-        let g = Guarded::at_start(b"hello");
-        assert_eq!(g.bytes().as_ptr() as usize % PAGE, 0);
-        let g = Guarded::at_end(b"");
-        assert_eq!(g.bytes(), b"");
-    }
-
-    /// The guard really faults: a child process reading one byte past the
-    /// end dies with SIGSEGV.
-    #[test]
-    fn guard_faults() {
-        // SAFETY: fork in a test; the child only touches memory and exits.
-        let pid = unsafe { libc::fork() };
-        if pid == 0 {
-            let g = Guarded::at_end(b"abc");
-            // SAFETY: deliberately reads the guard page; must fault.
-            let b = unsafe { core::ptr::read_volatile(g.bytes().as_ptr().add(3)) };
-            // SAFETY: _exit is async-signal-safe and never returns.
-            unsafe { libc::_exit(i32::from(b)) };
-        }
-        let mut status = 0;
-        // SAFETY: waiting for our own child.
-        unsafe { libc::waitpid(pid, &mut status, 0) };
-        assert!(libc::WIFSIGNALED(status));
-        assert_eq!(libc::WTERMSIG(status), libc::SIGSEGV);
-    }
-}
-
 /// What the harness is running right now, for the fault reporter: a fixed
 /// buffer so that the signal handler can print it without allocating.
 static CURRENT: [core::sync::atomic::AtomicU8; 192] =
@@ -211,4 +175,40 @@ pub fn install_fault_reporter() {
             libc::signal(libc::SIGBUS, handler);
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placement() {
+        let g = Guarded::at_end(b"hello");
+        assert_eq!(g.bytes(), b"hello");
+        assert_eq!((g.bytes().as_ptr() as usize + 5) % PAGE, 0);
+        let g = Guarded::at_start(b"hello");
+        assert_eq!(g.bytes().as_ptr() as usize % PAGE, 0);
+        let g = Guarded::at_end(b"");
+        assert_eq!(g.bytes(), b"");
+    }
+
+    /// The guard really faults: a child process reading one byte past the
+    /// end dies with SIGSEGV.
+    #[test]
+    fn guard_faults() {
+        // SAFETY: fork in a test; the child only touches memory and exits.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            let g = Guarded::at_end(b"abc");
+            // SAFETY: deliberately reads the guard page; must fault.
+            let b = unsafe { core::ptr::read_volatile(g.bytes().as_ptr().add(3)) };
+            // SAFETY: _exit is async-signal-safe and never returns.
+            unsafe { libc::_exit(i32::from(b)) };
+        }
+        let mut status = 0;
+        // SAFETY: waiting for our own child.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        assert!(libc::WIFSIGNALED(status));
+        assert_eq!(libc::WTERMSIG(status), libc::SIGSEGV);
+    }
 }
