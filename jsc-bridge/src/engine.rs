@@ -19,7 +19,9 @@
 //! A `Float64Array` over [`State::shared`] lets JS and Rust exchange a few numbers without
 //! calls: `[0]` the id of the request whose handler runs now (`-1` a timer, `-2` the
 //! microtask phase), `[1]` the next timer deadline in ms since VM start (`Infinity` if none),
-//! `[2]` how many batch entries were dispatched, `[3]` the port given to `Marg.listen`.
+//! `[2]` how many batch entries were dispatched, `[3]` the port given to `Marg.listen`,
+//! `[4]` how many requests wait on a handler's promise and `[5]` one of them (so that a
+//! runaway promise continuation can be charged to its request when only one is waiting).
 
 use crate::ffi::*;
 use crate::js::{self, JsString};
@@ -99,10 +101,12 @@ struct Pending {
 
 /// What native callbacks reach through the thread-local pointer.
 pub(crate) struct State {
-    shared: [f64; 4],
+    shared: [f64; 6],
     pending: HashMap<u64, Pending>,
     queue: Vec<u64>,
     done: Vec<(RequestId, OwnedResponse)>,
+    /// Ids answered or abandoned on the Rust side, to tell JS at the next tick.
+    dropped: Vec<u64>,
     timeouts: VecDeque<(Instant, u64)>,
     next_id: u64,
     start: Instant,
@@ -162,10 +166,11 @@ impl Engine {
             (group, ctx)
         };
         let state = Box::into_raw(Box::new(State {
-            shared: [0.0, f64::INFINITY, 0.0, 0.0],
+            shared: [0.0, f64::INFINITY, 0.0, 0.0, 0.0, 0.0],
             pending: HashMap::new(),
             queue: Vec::new(),
             done: Vec::new(),
+            dropped: Vec::new(),
             timeouts: VecDeque::new(),
             next_id: 1,
             start: Instant::now(),
@@ -187,7 +192,9 @@ impl Engine {
             state,
         };
         if group.is_null() || ctx.is_null() {
-            return Err(LoadError::Internal("cannot create a JavaScriptCore VM".into()));
+            return Err(LoadError::Internal(
+                "cannot create a JavaScriptCore VM".into(),
+            ));
         }
         for (i, m) in METHODS.iter().enumerate() {
             let v = js::make_string(ctx, m);
@@ -229,7 +236,7 @@ impl Engine {
         // never moved) until after the context is released; no deallocator is needed.
         let shared = unsafe {
             let p = ptr::addr_of_mut!((*self.state).shared) as *mut c_void;
-            JSObjectMakeTypedArrayWithBytesNoCopy(ctx, 8, p, 32, None, ptr::null_mut(), &mut exc)
+            JSObjectMakeTypedArrayWithBytesNoCopy(ctx, 8, p, 48, None, ptr::null_mut(), &mut exc)
         };
         if shared.is_null() {
             return Err(LoadError::Internal("cannot create the shared array".into()));
@@ -243,7 +250,14 @@ impl Engine {
         let args = [native as JSValueRef, shared as JSValueRef, dev];
         // SAFETY: f is an object (checked); args are live values.
         let api = unsafe {
-            JSObjectCallAsFunction(ctx, f as JSObjectRef, ptr::null_mut(), 3, args.as_ptr(), &mut exc)
+            JSObjectCallAsFunction(
+                ctx,
+                f as JSObjectRef,
+                ptr::null_mut(),
+                3,
+                args.as_ptr(),
+                &mut exc,
+            )
         };
         if api.is_null() || !js::is_object(ctx, api) {
             return Err(LoadError::Internal(format!(
@@ -280,7 +294,14 @@ impl Engine {
         exc = ptr::null();
         // SAFETY: load_main is a live function object; path is live.
         let r = unsafe {
-            JSObjectCallAsFunction(ctx, load_main as JSObjectRef, ptr::null_mut(), 1, &path, &mut exc)
+            JSObjectCallAsFunction(
+                ctx,
+                load_main as JSObjectRef,
+                ptr::null_mut(),
+                1,
+                &path,
+                &mut exc,
+            )
         };
         if r.is_null() {
             return Err(LoadError::Threw(js::describe_exception(ctx, exc)));
@@ -358,7 +379,11 @@ impl Engine {
             .iter()
             .position(|x| x.as_bytes() == m)
             .map_or(255, |i| i as u8);
-        let method_other = if method == 255 { m.to_vec() } else { Vec::new() };
+        let method_other = if method == 255 {
+            m.to_vec()
+        } else {
+            Vec::new()
+        };
         let proto = match req.protocol() {
             runtime::Protocol::Http11 => 0,
             runtime::Protocol::H2 => 1,
@@ -387,7 +412,14 @@ impl Engine {
     pub fn cancel(&mut self, rid: RequestId) {
         // SAFETY: state is live; no JS runs now.
         let st = unsafe { &mut *self.state };
-        st.pending.retain(|_, p| p.rid != rid);
+        let dropped = &mut st.dropped;
+        st.pending.retain(|id, p| {
+            let keep = p.rid != rid;
+            if !keep {
+                dropped.push(*id);
+            }
+            keep
+        });
     }
 
     /// Whether requests are waiting for an answer.
@@ -447,23 +479,39 @@ impl Engine {
                 (*self.state).watch_acc = 0.0;
                 (*self.state).terminated = 0.0;
             }
+            let dropped = self.take_dropped();
             // SAFETY: ctx is live.
-            let argv = [unsafe { JSValueMakeNumber(ctx, now_ms) }, args];
+            let argv = [unsafe { JSValueMakeNumber(ctx, now_ms) }, args, dropped];
             let mut exc: JSValueRef = ptr::null();
             self.arm_watchdog();
             // SAFETY: tick_fn is protected and live; argv holds live values.
             let r = unsafe {
-                JSObjectCallAsFunction(ctx, self.tick_fn, ptr::null_mut(), 2, argv.as_ptr(), &mut exc)
+                JSObjectCallAsFunction(
+                    ctx,
+                    self.tick_fn,
+                    ptr::null_mut(),
+                    3,
+                    argv.as_ptr(),
+                    &mut exc,
+                )
             };
             // SAFETY: state is live; the entry has returned.
-            let (stopped, limit) = unsafe { ((*self.state).terminated, (*self.state).opts.cpu_limit) };
+            let (stopped, limit) =
+                unsafe { ((*self.state).terminated, (*self.state).opts.cpu_limit) };
             if stopped != 0.0 {
+                self.clear_stale_exception();
                 self.log(
                     3,
-                    &format!("a handler ran longer than the CPU time limit ({limit:?}) and was stopped"),
+                    &format!(
+                        "a handler ran longer than the CPU time limit ({limit:?}) and was stopped"
+                    ),
                 );
                 if stopped > 0.0 {
                     self.finish_with(stopped as u64, 503, b"Service Unavailable");
+                } else if stopped == -2.0 && self.shared(4) == 1.0 {
+                    // Stopped in a promise continuation while exactly one request was
+                    // waiting on its handler's promise: that one ran away.
+                    self.finish_with(self.shared(5) as u64, 503, b"Service Unavailable");
                 }
                 // Requests of this batch not dispatched yet run in a fresh entry; the prelude
                 // resumes at shared[2].
@@ -471,7 +519,13 @@ impl Engine {
                     continue;
                 }
             } else if r.is_null() {
-                self.log(3, &format!("internal error in tick: {}", js::describe_exception(ctx, exc)));
+                self.log(
+                    3,
+                    &format!(
+                        "internal error in tick: {}",
+                        js::describe_exception(ctx, exc)
+                    ),
+                );
             }
             break;
         }
@@ -483,6 +537,36 @@ impl Engine {
         if st.queue.is_empty() {
             st.queue = ids;
         }
+    }
+
+    /// After the watchdog stopped an entry inside the microtask drain that follows it, JSC
+    /// leaves the termination exception pending in the VM, and the next API call that checks
+    /// for exceptions (e.g. `JSObjectMakeArray`) fails once and consumes it. Make that call
+    /// here, on purpose, so that the next batch is built intact.
+    fn clear_stale_exception(&self) {
+        let mut exc: JSValueRef = ptr::null();
+        // SAFETY: ctx is live; an empty array needs no argument pointer.
+        let _ = unsafe { JSObjectMakeArray(self.ctx, 0, ptr::null(), &mut exc) };
+    }
+
+    /// The ids of [`State::dropped`] as a JS array (`undefined` when there are none).
+    fn take_dropped(&mut self) -> JSValueRef {
+        let ctx = self.ctx;
+        // SAFETY: state is live; no JS runs now.
+        let st = unsafe { &mut *self.state };
+        if st.dropped.is_empty() {
+            // SAFETY: ctx is live.
+            return unsafe { JSValueMakeUndefined(ctx) };
+        }
+        let vals: Vec<JSValueRef> = st
+            .dropped
+            .drain(..)
+            // SAFETY: ctx is live.
+            .map(|id| unsafe { JSValueMakeNumber(ctx, id as f64) })
+            .collect();
+        let mut exc: JSValueRef = ptr::null();
+        // SAFETY: vals are live values on this stack frame.
+        unsafe { JSObjectMakeArray(ctx, vals.len(), vals.as_ptr(), &mut exc) as JSValueRef }
     }
 
     /// (Re-)arms JSC's execution time limit for the next entry. JSC does not reliably re-arm
@@ -534,7 +618,13 @@ impl Engine {
         }
         let mut exc: JSValueRef = ptr::null();
         // SAFETY: vals are live values on this stack frame.
-        let arr = unsafe { JSObjectMakeArray(ctx, vals.len(), vals.as_ptr(), &mut exc) };
+        let mut arr = unsafe { JSObjectMakeArray(ctx, vals.len(), vals.as_ptr(), &mut exc) };
+        if arr.is_null() {
+            // A stale exception made the first attempt fail (see clear_stale_exception).
+            exc = ptr::null();
+            // SAFETY: as above.
+            arr = unsafe { JSObjectMakeArray(ctx, vals.len(), vals.as_ptr(), &mut exc) };
+        }
         (arr as JSValueRef, vals.len())
     }
 
@@ -563,6 +653,7 @@ impl Engine {
         // SAFETY: state is live; no JS runs now.
         let st = unsafe { &mut *self.state };
         if let Some(p) = st.pending.remove(&id) {
+            st.dropped.push(id);
             let resp = OwnedResponse::new(status, body.to_vec())
                 .with_header(&b"Content-Type"[..], CONTENT_TYPES[4].to_vec());
             st.done.push((p.rid, resp));
@@ -662,7 +753,12 @@ fn log_line(prefix: &str, level: u8, msg: &str) {
 unsafe extern "C" fn free_boxed_bytes(bytes: *mut c_void, len: *mut c_void) {
     // SAFETY: `bytes`/`len` are the pointer and length of a Box<[u8]> leaked by
     // `make_array_buffer`; JSC calls this exactly once.
-    drop(unsafe { Box::from_raw(std::slice::from_raw_parts_mut(bytes as *mut u8, len as usize)) });
+    drop(unsafe {
+        Box::from_raw(std::slice::from_raw_parts_mut(
+            bytes as *mut u8,
+            len as usize,
+        ))
+    });
 }
 
 /// An `ArrayBuffer` that owns `bytes` (no copy).
@@ -714,7 +810,12 @@ unsafe extern "C" fn should_terminate(_ctx: JSContextRef, context: *mut c_void) 
         }
         // SAFETY: re-arming the limit from the callback is what JSC's own tests do.
         unsafe {
-            JSContextGroupSetExecutionTimeLimit(st.group, st.quantum, Some(should_terminate), context)
+            JSContextGroupSetExecutionTimeLimit(
+                st.group,
+                st.quantum,
+                Some(should_terminate),
+                context,
+            )
         };
         false
     });
@@ -795,13 +896,21 @@ fn bytes_of<'a>(ctx: JSContextRef, v: JSValueRef) -> Option<&'a [u8]> {
         if t == K_JS_TYPED_ARRAY_TYPE_ARRAY_BUFFER {
             let p = JSObjectGetArrayBufferBytesPtr(ctx, o, &mut exc) as *const u8;
             let n = JSObjectGetArrayBufferByteLength(ctx, o, &mut exc);
-            return Some(if p.is_null() || n == 0 { &[] } else { std::slice::from_raw_parts(p, n) });
+            return Some(if p.is_null() || n == 0 {
+                &[]
+            } else {
+                std::slice::from_raw_parts(p, n)
+            });
         }
         if t != K_JS_TYPED_ARRAY_TYPE_NONE {
             // JSObjectGetTypedArrayBytesPtr already adds the byte offset.
             let p = JSObjectGetTypedArrayBytesPtr(ctx, o, &mut exc) as *const u8;
             let n = JSObjectGetTypedArrayByteLength(ctx, o, &mut exc);
-            return Some(if p.is_null() || n == 0 { &[] } else { std::slice::from_raw_parts(p, n) });
+            return Some(if p.is_null() || n == 0 {
+                &[]
+            } else {
+                std::slice::from_raw_parts(p, n)
+            });
         }
     }
     None
@@ -825,11 +934,18 @@ unsafe extern "C" fn native_respond(
             return Ok(unsafe { JSValueMakeBoolean(ctx, false) });
         };
         let status = num(ctx, arg(a, 1));
-        let status = if (100.0..1000.0).contains(&status) { status as u16 } else { 500 };
+        let status = if (100.0..1000.0).contains(&status) {
+            status as u16
+        } else {
+            500
+        };
         let ctype = num(ctx, arg(a, 2));
         let mut headers: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
         if (1.0..5.0).contains(&ctype) {
-            headers.push((b"Content-Type".to_vec(), CONTENT_TYPES[ctype as usize].to_vec()));
+            headers.push((
+                b"Content-Type".to_vec(),
+                CONTENT_TYPES[ctype as usize].to_vec(),
+            ));
         }
         let h = arg(a, 3);
         // SAFETY: ctx and h are live.
@@ -1027,7 +1143,8 @@ unsafe extern "C" fn native_read_file(
 ) -> JSValueRef {
     native(ctx, argc, argv, exception, |_, a| {
         let path = string_arg(ctx, arg(a, 0))?;
-        let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
         Ok(js::make_string(ctx, &text))
     })
 }
@@ -1061,7 +1178,11 @@ unsafe extern "C" fn native_resolve(
         Err(format!(
             "Cannot find module '{spec}' from {} (tried {})",
             dir.display(),
-            candidates.iter().map(|c| c.display().to_string()).collect::<Vec<_>>().join(", ")
+            candidates
+                .iter()
+                .map(|c| c.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         ))
     })
 }
@@ -1080,9 +1201,8 @@ unsafe extern "C" fn native_compile(
         let source = string_arg(ctx, arg(a, 0))?;
         let file = string_arg(ctx, arg(a, 1))?;
         // Same line numbering as the file: the wrapper opens on the first line.
-        let wrapped = format!(
-            "(function (exports, require, module, __filename, __dirname) {{{source}\n}})"
-        );
+        let wrapped =
+            format!("(function (exports, require, module, __filename, __dirname) {{{source}\n}})");
         let src = JsString::new(&wrapped);
         let url = JsString::new(&file);
         let mut exc: JSValueRef = ptr::null();

@@ -149,6 +149,8 @@ fn parse_duration(name: &str, v: &str) -> Result<Duration, String> {
     };
     match num.trim().parse::<f64>() {
         Ok(x) if x.is_finite() && x > 0.0 => Ok(Duration::from_secs_f64(x * scale)),
-        _ => Err(format!("{name}={v:?}: expected a duration like 250ms, 5s or 2m")),
+        _ => Err(format!(
+            "{name}={v:?}: expected a duration like 250ms, 5s or 2m"
+        )),
     }
 }

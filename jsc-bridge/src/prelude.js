@@ -9,6 +9,9 @@
 //   shared[1]  next timer deadline, ms since VM start (Infinity: none)
 //   shared[2]  index into the batch of the next request to dispatch (resume after a stop)
 //   shared[3]  the port given to Marg.listen (0: none)
+//   shared[4]  how many requests wait on a handler's promise; shared[5] the id of one of
+//              them (when shared[4] is 1 it is *the* one: a runaway promise continuation
+//              that the watchdog stops is charged to it)
 // `req`/`res` are plain objects of a fixed shape (fast property access in JSC); headers and
 // the peer address come from Rust only when first read.
 (function (native, shared, dev) {
@@ -997,6 +1000,7 @@
     _finish(ctype, body) {
       if (this.headersSent) return this;
       this.headersSent = true;
+      if (awaiting.size !== 0 && awaiting.delete(this._id)) awaitingChanged();
       let hs;
       const h = this._h;
       if (h !== null) {
@@ -1132,10 +1136,21 @@
     res._finish(CT_TEXT, 'Cannot ' + req.method + ' ' + req.path);
   }
 
+  // Requests whose handler returned a promise that has not settled yet.
+  const awaiting = new Set();
+  function awaitingChanged() {
+    shared[4] = awaiting.size;
+    if (awaiting.size === 1) for (const id of awaiting) shared[5] = id;
+  }
+
   function settle(res, next) {
+    const id = res._id;
+    awaiting.add(id);
+    awaitingChanged();
+    const done = () => { awaiting.delete(id); awaitingChanged(); };
     return [
-      (v) => { if (v !== undefined && v !== res && !res.headersSent) res.send(v); },
-      (e) => next(e || new Error('handler rejected with ' + inspect(e, 1, [], false))),
+      (v) => { done(); if (v !== undefined && v !== res && !res.headersSent) res.send(v); },
+      (e) => { done(); next(e || new Error('handler rejected with ' + inspect(e, 1, [], false))); },
     ];
   }
 
@@ -1226,7 +1241,13 @@
 
   // ---------------------------------------------------------------- entry points
 
-  function tick(nowMs, batch) {
+  // `dropped`: ids the runtime or Rust answered or gave up on (504, 503, closed connection)
+  // since the last tick, or undefined.
+  function tick(nowMs, batch, dropped) {
+    if (dropped !== undefined) {
+      for (let i = 0; i < dropped.length; i++) awaiting.delete(dropped[i]);
+      awaitingChanged();
+    }
     const n = batch.length;
     for (let i = shared[2]; i < n; i += 5) {
       shared[2] = i + 5;

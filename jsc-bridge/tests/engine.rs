@@ -21,7 +21,10 @@ mod tempdir {
 fn app_opts(src: &str, opts: Options) -> (tempdir::Dir, Engine) {
     let dir = temp();
     let path = dir.0.join("app.js");
-    std::fs::File::create(&path).unwrap().write_all(src.as_bytes()).unwrap();
+    std::fs::File::create(&path)
+        .unwrap()
+        .write_all(src.as_bytes())
+        .unwrap();
     let e = Engine::new(&path, opts).unwrap_or_else(|e| panic!("{e}"));
     (dir, e)
 }
@@ -96,7 +99,16 @@ fn run(e: &mut Engine, max: Duration) -> Vec<(u32, OwnedResponse)> {
 }
 
 fn get(e: &mut Engine, target: &str) -> OwnedResponse {
-    push(e, 1, &Req { method: "GET", target, headers: &[], body: b"" });
+    push(
+        e,
+        1,
+        &Req {
+            method: "GET",
+            target,
+            headers: &[],
+            body: b"",
+        },
+    );
     let mut r = run(e, Duration::from_secs(5));
     assert_eq!(r.len(), 1, "one response for {target}");
     r.pop().unwrap().1
@@ -151,17 +163,38 @@ fn routing_params_query_and_middleware() {
     assert_eq!(r.status, 200);
     assert_eq!(text(&r), r#"{"id":"42","q":{"x":["1","2"],"y":"a b"}}"#);
     assert_eq!(header(&r, "x-mw"), Some("yes"));
-    assert_eq!(header(&r, "content-type"), Some("application/json; charset=utf-8"));
+    assert_eq!(
+        header(&r, "content-type"),
+        Some("application/json; charset=utf-8")
+    );
     assert_eq!(text(&get(&mut e, "/opt/1")), r#"{"a":"1"}"#);
     assert_eq!(text(&get(&mut e, "/opt/1/2")), r#"{"a":"1","b":"2"}"#);
     assert_eq!(text(&get(&mut e, "/files/a/b%20c.txt")), "a/b c.txt");
     assert_eq!(text(&get(&mut e, "/api/x")), "api");
     assert_eq!(text(&get(&mut e, "/skip")), "second");
     assert_eq!(get(&mut e, "/users").status, 404);
-    push(&mut e, 7, &Req { method: "POST", target: "/p", headers: &[], body: b"" });
+    push(
+        &mut e,
+        7,
+        &Req {
+            method: "POST",
+            target: "/p",
+            headers: &[],
+            body: b"",
+        },
+    );
     let r = run(&mut e, Duration::from_secs(1));
     assert_eq!(r[0].1.status, 201);
-    push(&mut e, 8, &Req { method: "DELETE", target: "/any", headers: &[], body: b"" });
+    push(
+        &mut e,
+        8,
+        &Req {
+            method: "DELETE",
+            target: "/any",
+            headers: &[],
+            body: b"",
+        },
+    );
     assert_eq!(text(&run(&mut e, Duration::from_secs(1))[0].1), "DELETE");
 }
 
@@ -186,8 +219,14 @@ fn errors_and_error_middleware() {
 
 #[test]
 fn dev_mode_shows_stack() {
-    let opts = Options { dev: true, ..Options::default() };
-    let (_d, mut e) = app_opts("Marg.get('/', function boomer() { throw new Error('kaput'); })", opts);
+    let opts = Options {
+        dev: true,
+        ..Options::default()
+    };
+    let (_d, mut e) = app_opts(
+        "Marg.get('/', function boomer() { throw new Error('kaput'); })",
+        opts,
+    );
     let r = get(&mut e, "/");
     assert_eq!(r.status, 500);
     let t = text(&r);
@@ -233,28 +272,52 @@ fn request_fields_and_bodies() {
         Marg.post('/json', async (req, res) => res.json(await req.json()));
     "#);
     let body = br#"{"a":[1,2],"s":"h\u00e9"}"#;
-    push(&mut e, 1, &Req {
-        method: "POST",
-        target: "/echo?z=1",
-        headers: &[("Content-Type", "application/json"), ("X-Two", "a"), ("x-two", "b")],
-        body,
-    });
+    push(
+        &mut e,
+        1,
+        &Req {
+            method: "POST",
+            target: "/echo?z=1",
+            headers: &[
+                ("Content-Type", "application/json"),
+                ("X-Two", "a"),
+                ("x-two", "b"),
+            ],
+            body,
+        },
+    );
     let r = run(&mut e, Duration::from_secs(1));
     let t = text(&r[0].1);
     assert!(t.contains(r#""body":{"a":[1,2],"s":"hé"}"#), "{t}");
     assert!(t.contains(r#""ct":"application/json""#), "{t}");
     assert!(t.contains(r#""h":"a, b""#), "{t}");
-    assert!(t.contains(r#""ip":"127.0.0.1","proto":"http/1.1","secure":false"#), "{t}");
+    assert!(
+        t.contains(r#""ip":"127.0.0.1","proto":"http/1.1","secure":false"#),
+        "{t}"
+    );
     assert!(t.contains(r#""url":"/echo?z=1","path":"/echo""#), "{t}");
-    push(&mut e, 2, &Req {
-        method: "POST",
-        target: "/echo",
-        headers: &[("content-type", "application/x-www-form-urlencoded")],
-        body: b"a=1&b=x%20y",
-    });
+    push(
+        &mut e,
+        2,
+        &Req {
+            method: "POST",
+            target: "/echo",
+            headers: &[("content-type", "application/x-www-form-urlencoded")],
+            body: b"a=1&b=x%20y",
+        },
+    );
     let t = text(&run(&mut e, Duration::from_secs(1))[0].1);
     assert!(t.contains(r#""body":{"a":"1","b":"x y"}"#), "{t}");
-    push(&mut e, 3, &Req { method: "POST", target: "/json", headers: &[], body: b"{bad" });
+    push(
+        &mut e,
+        3,
+        &Req {
+            method: "POST",
+            target: "/json",
+            headers: &[],
+            body: b"{bad",
+        },
+    );
     let r = run(&mut e, Duration::from_secs(1));
     assert_eq!(r[0].1.status, 400);
 }
@@ -283,7 +346,10 @@ fn response_helpers() {
     let r = get(&mut e, "/status");
     assert_eq!((r.status, text(&r).as_str()), (403, "Forbidden"));
     let r = get(&mut e, "/type");
-    assert_eq!(header(&r, "content-type"), Some("text/plain; charset=utf-8"));
+    assert_eq!(
+        header(&r, "content-type"),
+        Some("text/plain; charset=utf-8")
+    );
     let r = get(&mut e, "/bytes");
     assert_eq!(r.body, vec![1, 2, 3]);
     assert_eq!(header(&r, "content-type"), Some("application/octet-stream"));
@@ -322,7 +388,11 @@ fn globals() {
 #[test]
 fn require_modules() {
     let dir = temp();
-    std::fs::write(dir.0.join("lib.js"), "exports.greet = (n) => 'hi ' + n; module.exports.n = require('./data.json').n;").unwrap();
+    std::fs::write(
+        dir.0.join("lib.js"),
+        "exports.greet = (n) => 'hi ' + n; module.exports.n = require('./data.json').n;",
+    )
+    .unwrap();
     std::fs::write(dir.0.join("data.json"), r#"{"n": 7}"#).unwrap();
     std::fs::write(
         dir.0.join("app.js"),
@@ -342,7 +412,9 @@ fn syntax_error_has_location() {
     let dir = temp();
     let p = dir.0.join("app.js");
     std::fs::write(&p, "Marg.get('/', (req, res) => {\n  res.send('x'\n});\n").unwrap();
-    let err = Engine::new(&p, Options::default()).err().expect("syntax error");
+    let err = Engine::new(&p, Options::default())
+        .err()
+        .expect("syntax error");
     let msg = err.to_string();
     assert!(msg.contains("app.js:3:"), "{msg}");
     assert!(msg.contains("SyntaxError"), "{msg}");
@@ -350,13 +422,34 @@ fn syntax_error_has_location() {
 
 #[test]
 fn runaway_handler_gets_503_and_others_still_run() {
-    let opts = Options { cpu_limit: Duration::from_millis(200), ..Options::default() };
+    let opts = Options {
+        cpu_limit: Duration::from_millis(200),
+        ..Options::default()
+    };
     let (_d, mut e) = app_opts(
         "Marg.get('/loop', () => { for (;;) {} }); Marg.get('/ok', (req, res) => res.send('ok'));",
         opts,
     );
-    push(&mut e, 1, &Req { method: "GET", target: "/loop", headers: &[], body: b"" });
-    push(&mut e, 2, &Req { method: "GET", target: "/ok", headers: &[], body: b"" });
+    push(
+        &mut e,
+        1,
+        &Req {
+            method: "GET",
+            target: "/loop",
+            headers: &[],
+            body: b"",
+        },
+    );
+    push(
+        &mut e,
+        2,
+        &Req {
+            method: "GET",
+            target: "/ok",
+            headers: &[],
+            body: b"",
+        },
+    );
     let t0 = Instant::now();
     let mut r = run(&mut e, Duration::from_secs(5));
     r.sort_by_key(|x| x.0);
@@ -371,8 +464,27 @@ fn runaway_handler_gets_503_and_others_still_run() {
 
 #[test]
 fn unanswered_request_gets_504() {
-    let opts = Options { response_timeout: Duration::from_millis(100), ..Options::default() };
+    let opts = Options {
+        response_timeout: Duration::from_millis(100),
+        ..Options::default()
+    };
     let (_d, mut e) = app_opts("Marg.get('/', () => {})", opts);
     let r = get(&mut e, "/");
     assert_eq!(r.status, 504);
+}
+
+#[test]
+fn runaway_promise_continuation_gets_503() {
+    let opts = Options {
+        cpu_limit: Duration::from_millis(200),
+        ..Options::default()
+    };
+    let (_d, mut e) = app_opts(
+        "Marg.get('/loop', async () => { await null; for (;;) {} }); Marg.get('/ok', (req, res) => res.send('ok'));",
+        opts,
+    );
+    assert_eq!(get(&mut e, "/loop").status, 503);
+    assert_eq!(text(&get(&mut e, "/ok")), "ok");
+    assert_eq!(get(&mut e, "/loop").status, 503);
+    assert_eq!(text(&get(&mut e, "/ok")), "ok");
 }

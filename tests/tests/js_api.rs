@@ -1,0 +1,340 @@
+//! The JS API (book/src/js-api.md) through the real `marg` binary over real sockets.
+
+mod js_common;
+
+use js_common::{examples, Client, JsServer};
+use std::time::{Duration, Instant};
+
+#[test]
+fn hello_example() {
+    let s = JsServer::start(&examples().join("hello.js"), 1, &[]);
+    let r = s.get("/");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), "Hello, World!");
+    assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
+    let r = s.get("/missing");
+    assert_eq!(r.status, 404);
+    assert_eq!(r.text(), "Cannot GET /missing");
+}
+
+#[test]
+fn api_example_crud() {
+    let s = JsServer::start(&examples().join("api.js"), 1, &[]);
+    let mut c = s.client();
+    let json = [("Content-Type", "application/json")];
+    let r = c.get("/todos");
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/json; charset=utf-8")
+    );
+    assert!(r.header("x-request-id").is_some());
+    assert_eq!(
+        r.text(),
+        r#"[{"id":1,"title":"try marg","done":true},{"id":2,"title":"write an app","done":false}]"#
+    );
+    assert_eq!(
+        c.get("/todos?done=false&limit=5").text(),
+        r#"[{"id":2,"title":"write an app","done":false}]"#
+    );
+    let r = c.req("POST", "/todos", &json, br#"{"title":" new one "}"#);
+    assert_eq!(r.status, 201);
+    assert_eq!(r.header("location"), Some("/todos/3"));
+    assert_eq!(r.text(), r#"{"id":3,"title":"new one","done":false}"#);
+    let r = c.req("PATCH", "/todos/3", &json, br#"{"done":true}"#);
+    assert_eq!(r.text(), r#"{"id":3,"title":"new one","done":true}"#);
+    assert_eq!(c.get("/todos/3").status, 200);
+    assert_eq!(c.req("DELETE", "/todos/3", &[], b"").status, 204);
+    let r = c.get("/todos/3");
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (404, r#"{"error":"todo 3 not found"}"#)
+    );
+    // Validation, bad JSON, middleware-raised errors, unknown routes, thrown errors.
+    let r = c.req("POST", "/todos", &json, br#"{"title":5}"#);
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (400, r#"{"error":"title must be a non-empty string"}"#)
+    );
+    let r = c.req("PATCH", "/todos/1", &json, b"{nope");
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("Invalid JSON"), "{}", r.text());
+    let r = c.req("DELETE", "/todos/1", &[("X-Api-Key", "wrong")], b"");
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (401, r#"{"error":"bad api key"}"#)
+    );
+    let r = c.get("/nothing/here");
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (404, r#"{"error":"no route for GET /nothing/here"}"#)
+    );
+    let r = c.get("/boom");
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (500, r#"{"error":"internal error"}"#)
+    );
+    assert!(s.log_contains("something broke"), "{}", s.log());
+    // HEAD runs the GET route; the body is dropped, its length kept.
+    let r = c.req("HEAD", "/todos/1", &[], b"");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-length"), Some("39"));
+}
+
+#[test]
+fn async_example() {
+    let s = JsServer::start(&examples().join("async.js"), 1, &[]);
+    let t0 = Instant::now();
+    let r = s.get("/delay?ms=60");
+    assert!(t0.elapsed() >= Duration::from_millis(60));
+    assert!(r.text().starts_with(r#"{"requested":60,"#), "{}", r.text());
+    assert_eq!(s.get("/parallel").text(), r#"{"order":[30,10,20]}"#);
+    assert_eq!(
+        s.get("/return").text(),
+        r#"{"ok":true,"at":"1970-01-01T00:00:00.000Z"}"#
+    );
+    assert_eq!(s.get("/fail").status, 500);
+    assert_eq!(s.get("/ticks").text(), "ticked 3 times");
+    assert_eq!(
+        s.get("/order").text(),
+        r#"["sync","microtask","promise","timeout"]"#
+    );
+}
+
+const FEATURES: &str = r#"
+const lib = require('./lib.js');
+const data = require('./data.json');
+
+Marg.get('/req/:id', (req, res) => {
+  res.json({
+    method: req.method, url: req.url, path: req.path, query: req.query, params: req.params,
+    ua: req.headers['user-agent'], multi: req.headers['x-multi'], get: req.get('X-CUSTOM'),
+    ip: req.ip, protocol: req.protocol, secure: req.secure,
+  });
+});
+Marg.post('/body/json', async (req, res) => res.json({ parsed: req.body, again: await req.json() }));
+Marg.post('/body/text', async (req, res) => res.send(await req.text()));
+Marg.post('/body/bytes', async (req, res) => {
+  const ab = await req.arrayBuffer();
+  res.json({ len: ab.byteLength, first: new Uint8Array(ab)[0], form: req.body });
+});
+
+Marg.get('/res/chain', (req, res) => res.status(202).set('X-One', '1').header('X-Two', '2').type('json').send('{"raw":true}'));
+Marg.get('/res/get', (req, res) => { res.set('X-A', 'a'); res.json({ a: res.get('x-a'), before: res.headersSent }); });
+Marg.get('/res/object', (req, res) => res.send({ an: 'object' }));
+Marg.get('/res/bytes', (req, res) => res.send(new TextEncoder().encode('bytes!')));
+Marg.get('/res/ab', (req, res) => res.send(new Uint8Array([65, 66]).buffer));
+Marg.get('/res/null', (req, res) => res.send(null));
+Marg.get('/res/end', (req, res) => res.status(201).end());
+Marg.get('/res/redirect', (req, res) => res.redirect('/elsewhere'));
+Marg.get('/res/redirect301', (req, res) => res.redirect(301, '/moved'));
+Marg.get('/res/status', (req, res) => res.sendStatus(418));
+Marg.get('/res/sent', (req, res) => { res.send('first'); res.send('second'); });
+
+Marg.get('/r/opt/:a/:b?', (req, res) => res.json(req.params));
+Marg.get('/r/files/*', (req, res) => res.send(req.params[0]));
+Marg.put('/r/m', (req, res) => res.send('put'));
+Marg.patch('/r/m', (req, res) => res.send('patch'));
+Marg.delete('/r/m', (req, res) => res.send('delete'));
+Marg.options('/r/m', (req, res) => res.set('Allow', 'GET, PUT').sendStatus(204));
+Marg.head('/r/h', (req, res) => res.set('X-Head', 'yes').end());
+Marg.all('/r/all', (req, res) => res.send('all:' + req.method));
+Marg.use('/r/mw', (req, res, next) => { req.seen = ['mw']; next(); });
+Marg.get('/r/mw/x', (req, res, next) => { req.seen.push('route'); next(); }, (req, res) => res.json(req.seen));
+Marg.get('/r/err', (req, res, next) => next(new Error('passed on')));
+Marg.use('/r/err', (err, req, res, next) => res.status(409).send('caught: ' + err.message));
+
+Marg.get('/g/console', (req, res) => { console.log('hello from', 'js', { n: 1 }); console.error('an error line'); res.send('ok'); });
+Marg.get('/g/timers', (req, res) => {
+  const t = setTimeout(() => res.send('cleared timer fired'), 5);
+  clearTimeout(t);
+  let n = 0;
+  const i = setInterval(() => { if (++n === 2) { clearInterval(i); setTimeout(() => res.send('n=' + n), 1); } }, 2);
+});
+Marg.get('/g/micro', (req, res) => queueMicrotask(() => res.send('micro')));
+Marg.get('/g/web', (req, res) => {
+  const u = new URL('https://user:pw@Example.org:8443/a/./b/../c?x=1#frag');
+  const sp = new URLSearchParams({ q: 'a b', n: '1' });
+  sp.append('q', 'c&d');
+  const enc = new TextEncoder().encode('€');
+  const clone = structuredClone({ m: new Map([['k', [1, 2]]]), d: new Date(5) });
+  const t = performance.now();
+  res.json({
+    host: u.host, path: u.pathname, search: u.searchParams.get('x'), origin: u.origin, hash: u.hash,
+    sp: sp.toString(), all: sp.getAll('q'), enc: Array.from(enc), dec: new TextDecoder().decode(enc),
+    clone: clone.m.get('k')[1] === 2 && clone.d.getTime() === 5, perf: t > 0,
+  });
+});
+Marg.get('/g/require', (req, res) => {
+  let err = '';
+  try { require('fs'); } catch (e) { err = e.message; }
+  res.json({ lib: lib.twice(21), data: data.answer, err });
+});
+
+Marg.listen(4321);
+"#;
+
+fn features() -> JsServer {
+    JsServer::inline(
+        FEATURES,
+        &[
+            ("lib.js", "exports.twice = (x) => x * 2;"),
+            ("data.json", r#"{"answer": 42}"#),
+        ],
+        1,
+        &[],
+    )
+}
+
+#[test]
+fn request_object() {
+    let s = features();
+    let r = s.req(
+        "GET",
+        "/req/7?a=1&b=x%20y&a=2",
+        &[
+            ("User-Agent", "e2e"),
+            ("X-Multi", "1"),
+            ("x-multi", "2"),
+            ("X-Custom", "c"),
+        ],
+        b"",
+    );
+    assert_eq!(
+        r.text(),
+        r#"{"method":"GET","url":"/req/7?a=1&b=x%20y&a=2","path":"/req/7","query":{"a":["1","2"],"b":"x y"},"params":{"id":"7"},"ua":"e2e","multi":"1, 2","get":"c","ip":"127.0.0.1","protocol":"http/1.1","secure":false}"#
+    );
+    // CLI --port (0 here) wins over Marg.listen(4321).
+    assert_ne!(s.port, 4321);
+}
+
+#[test]
+fn request_bodies() {
+    let s = features();
+    let r = s.req(
+        "POST",
+        "/body/json",
+        &[("Content-Type", "application/json")],
+        br#"{"k":[1,"\u00e9"]}"#,
+    );
+    assert_eq!(
+        r.text(),
+        r#"{"parsed":{"k":[1,"é"]},"again":{"k":[1,"é"]}}"#
+    );
+    let r = s.req(
+        "POST",
+        "/body/text",
+        &[("Content-Type", "text/plain")],
+        "héllo".as_bytes(),
+    );
+    assert_eq!(r.text(), "héllo");
+    let r = s.req(
+        "POST",
+        "/body/bytes",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        b"a=1&b=two+words",
+    );
+    assert_eq!(
+        r.text(),
+        r#"{"len":15,"first":97,"form":{"a":"1","b":"two words"}}"#
+    );
+    let r = s.req(
+        "POST",
+        "/body/json",
+        &[("Content-Type", "application/json")],
+        b"{broken",
+    );
+    assert_eq!(r.status, 400);
+}
+
+#[test]
+fn response_object() {
+    let s = features();
+    let mut c = s.client();
+    let r = c.get("/res/chain");
+    assert_eq!(r.status, 202);
+    assert_eq!(r.header("x-one"), Some("1"));
+    assert_eq!(r.header("x-two"), Some("2"));
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/json; charset=utf-8")
+    );
+    assert_eq!(r.text(), r#"{"raw":true}"#);
+    assert_eq!(c.get("/res/get").text(), r#"{"a":"a","before":false}"#);
+    let r = c.get("/res/object");
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/json; charset=utf-8")
+    );
+    assert_eq!(r.text(), r#"{"an":"object"}"#);
+    let r = c.get("/res/bytes");
+    assert_eq!(r.header("content-type"), Some("application/octet-stream"));
+    assert_eq!(r.text(), "bytes!");
+    assert_eq!(c.get("/res/ab").text(), "AB");
+    let r = c.get("/res/null");
+    assert_eq!((r.status, r.body.len()), (200, 0));
+    assert_eq!(c.get("/res/end").status, 201);
+    let r = c.get("/res/redirect");
+    assert_eq!((r.status, r.header("location")), (302, Some("/elsewhere")));
+    let r = c.get("/res/redirect301");
+    assert_eq!((r.status, r.header("location")), (301, Some("/moved")));
+    let r = c.get("/res/status");
+    assert_eq!((r.status, r.text().as_str()), (418, "I'm a Teapot"));
+    assert_eq!(c.get("/res/sent").text(), "first");
+}
+
+#[test]
+fn routing_and_middleware() {
+    let s = features();
+    let mut c = s.client();
+    assert_eq!(c.get("/r/opt/1").text(), r#"{"a":"1"}"#);
+    assert_eq!(c.get("/r/opt/1/2").text(), r#"{"a":"1","b":"2"}"#);
+    assert_eq!(c.get("/r/files/x/y%20z.txt").text(), "x/y z.txt");
+    assert_eq!(c.req("PUT", "/r/m", &[], b"").text(), "put");
+    assert_eq!(c.req("PATCH", "/r/m", &[], b"").text(), "patch");
+    assert_eq!(c.req("DELETE", "/r/m", &[], b"").text(), "delete");
+    let r = c.req("OPTIONS", "/r/m", &[], b"");
+    assert_eq!((r.status, r.header("allow")), (204, Some("GET, PUT")));
+    let r = c.req("HEAD", "/r/h", &[], b"");
+    assert_eq!(r.header("x-head"), Some("yes"));
+    assert_eq!(c.req("POST", "/r/all", &[], b"").text(), "all:POST");
+    assert_eq!(c.get("/r/mw/x").text(), r#"["mw","route"]"#);
+    let r = c.get("/r/err");
+    assert_eq!((r.status, r.text().as_str()), (409, "caught: passed on"));
+    assert_eq!(c.req("POST", "/r/m", &[], b"").status, 404);
+}
+
+#[test]
+fn globals() {
+    let s = features();
+    let mut c = s.client();
+    assert_eq!(c.get("/g/console").text(), "ok");
+    assert!(s.log_contains("hello from js { n: 1 }"), "{}", s.log());
+    assert!(s.log_contains("error: an error line"), "{}", s.log());
+    assert_eq!(c.get("/g/timers").text(), "n=2");
+    assert_eq!(c.get("/g/micro").text(), "micro");
+    assert_eq!(
+        c.get("/g/web").text(),
+        r##"{"host":"example.org:8443","path":"/a/c","search":"1","origin":"https://example.org:8443","hash":"#frag","sp":"q=a+b&n=1&q=c%26d","all":["a b","c&d"],"enc":[226,130,172],"dec":"€","clone":true,"perf":true}"##
+    );
+    let r = c.get("/g/require");
+    assert!(
+        r.text()
+            .starts_with(r#"{"lib":42,"data":42,"err":"Cannot find module 'fs'"#),
+        "{}",
+        r.text()
+    );
+}
+
+#[test]
+fn on_request_catch_all() {
+    let s = JsServer::inline(
+        "Marg.on('request', (req, res) => res.send(req.method + ' ' + req.url));",
+        &[],
+        1,
+        &[],
+    );
+    let mut c = Client::new(s.port);
+    assert_eq!(c.get("/any/thing?x").text(), "GET /any/thing?x");
+    assert_eq!(c.req("POST", "/p", &[], b"x").text(), "POST /p");
+}
