@@ -167,9 +167,19 @@ impl Conn {
             self.compact();
         }
         if self.end == self.inbuf.len() {
-            let cap = limits.max_header_bytes + limits.max_body as usize + 8192;
-            if self.wait.is_some() && self.inbuf.len() < cap {
-                let want = (self.inbuf.len() * 2).min(cap).max(self.inbuf.len() + 1);
+            if self.file.is_some() || self.out.len() - self.out_pos > OUT_HIGH_WATER {
+                // Processing is paused until the output drains: read no
+                // further (backpressure).
+                return &mut [];
+            }
+            // Grow only for what is being received: a head up to its limit
+            // (plus slack so that the limit can be detected), or a body.
+            let cap = match self.wait {
+                Some(_) => limits.max_header_bytes + limits.max_body as usize + 8192,
+                None => limits.max_header_bytes + 1024,
+            };
+            if self.inbuf.len() < cap {
+                let want = (self.inbuf.len() * 2).clamp(self.inbuf.len() + 1, cap);
                 self.inbuf.resize(want, 0);
             }
         }

@@ -17,6 +17,10 @@ pub struct TimerWheel {
     /// Every bucket up to and including this tick has fired.
     current: u64,
     len: usize,
+    /// No bucket before this tick holds a token (a lower bound kept on
+    /// insert and recomputed only when it is passed, so that
+    /// [`TimerWheel::next_timeout`] is O(1) on the request path).
+    earliest: u64,
 }
 
 impl TimerWheel {
@@ -28,6 +32,7 @@ impl TimerWheel {
             tick,
             origin: now,
             current: 0,
+            earliest: u64::MAX,
             len: 0,
         }
     }
@@ -44,6 +49,7 @@ impl TimerWheel {
         t = t.clamp(self.current + 1, self.current + n - 1);
         self.slots[(t % n) as usize].push(token);
         self.len += 1;
+        self.earliest = self.earliest.min(t);
     }
 
     /// Moves every token due at `now` into `out`.
@@ -59,21 +65,23 @@ impl TimerWheel {
             self.len -= slot.len();
             out.append(slot);
         }
+        if self.len == 0 {
+            self.earliest = u64::MAX;
+        } else if self.earliest <= self.current {
+            self.earliest = (self.current + 1..=self.current + n)
+                .find(|t| !self.slots[(t % n) as usize].is_empty())
+                .unwrap_or(u64::MAX);
+        }
     }
 
     /// Time until the next non-empty bucket, if any.
     pub fn next_timeout(&self, now: Instant) -> Option<Duration> {
-        if self.len == 0 {
+        if self.len == 0 || self.earliest == u64::MAX {
             return None;
         }
-        let n = self.slots.len() as u64;
-        for t in self.current + 1..=self.current + n {
-            if !self.slots[(t % n) as usize].is_empty() {
-                let at = self.origin + self.tick * (t as u32);
-                return Some(at.saturating_duration_since(now));
-            }
-        }
-        None
+        let nanos = (self.tick.as_nanos() as u64).saturating_mul(self.earliest);
+        let at = self.origin + Duration::from_nanos(nanos);
+        Some(at.saturating_duration_since(now))
     }
 
     /// Number of tokens in the wheel.

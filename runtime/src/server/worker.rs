@@ -23,6 +23,13 @@ const TOKEN_MAILBOX: u64 = u64::MAX - 1;
 /// How long a closing connection keeps reading (and discarding) after its
 /// last response, so that the peer sees the response rather than a reset.
 const LINGER: Duration = Duration::from_millis(500);
+/// Size of a pooled input buffer (heads and pipelined batches up to this
+/// size need no other memory).
+const IN_BUF: usize = 4096;
+/// Most buffers kept in each pool.
+const POOL_MAX: usize = 1024;
+/// How long accepting pauses when the process is out of descriptors.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 fn token(slot: u32, generation: u32) -> u64 {
     u64::from(generation) << 32 | u64::from(slot)
@@ -41,6 +48,8 @@ struct Live {
     wheel_at: Option<Instant>,
     /// Closing: FIN sent, discarding input until EOF or this instant.
     linger_until: Option<Instant>,
+    /// Queued in `Worker::dirty` (a deferred completion added output).
+    dirty: bool,
 }
 
 struct Slot {
@@ -69,6 +78,8 @@ pub(crate) struct Worker {
     expired: Vec<u64>,
     dirty: Vec<u32>,
     shutdown_at: Option<Instant>,
+    /// Accepting is paused (EMFILE) until this instant.
+    accept_paused: Option<Instant>,
     now: Instant,
 }
 
@@ -92,7 +103,9 @@ impl Worker {
         // Tick resolution: fine enough for the shortest configured timeout.
         let shortest = cfg.header_timeout.min(cfg.idle_timeout);
         let tick = (shortest / 20).clamp(Duration::from_millis(5), Duration::from_millis(100));
-        let in_size = cfg.limits.max_header_bytes + 4096;
+        // Pooled input buffers are small; a connection grows its own for a
+        // large head or body and frees it afterwards.
+        let in_size = IN_BUF.min(cfg.limits.max_header_bytes + 1024);
         Ok(Worker {
             id,
             ep,
@@ -112,6 +125,7 @@ impl Worker {
             expired: Vec::new(),
             dirty: Vec::new(),
             shutdown_at: None,
+            accept_paused: None,
             now,
             cfg,
         })
@@ -139,15 +153,27 @@ impl Worker {
                     _ => {
                         let slot = tok as u32;
                         let generation = (tok >> 32) as u32;
-                        if self
+                        let Some(l) = self
                             .slots
-                            .get(slot as usize)
-                            .is_some_and(|s| s.generation == generation && s.live.is_some())
-                        {
-                            let _ = bits;
+                            .get_mut(slot as usize)
+                            .filter(|s| s.generation == generation)
+                            .and_then(|s| s.live.as_mut())
+                        else {
+                            continue;
+                        };
+                        // Writable-only edges (ACKs freeing send space) are
+                        // common; skip them unless output is waiting.
+                        let readable = bits & !(libc::EPOLLOUT as u32) != 0;
+                        if readable || !l.conn.output().is_empty() || l.conn.file().is_some() {
                             self.drive(slot);
                         }
                     }
+                }
+            }
+            if self.accept_paused.is_some_and(|t| t <= self.now) {
+                self.accept_paused = None;
+                if let Some(l) = &self.listener {
+                    let _ = sys::epoll_add(self.ep.0, l.0, libc::EPOLLIN as u32, TOKEN_LISTENER);
                 }
             }
             self.fire_timers();
@@ -178,6 +204,10 @@ impl Worker {
                 .min(Duration::from_millis(50));
             t = Some(t.map_or(d, |x| x.min(d)));
         }
+        if let Some(at) = self.accept_paused {
+            let d = at.saturating_duration_since(now);
+            t = Some(t.map_or(d, |x| x.min(d)));
+        }
         match t {
             None => -1,
             // Round up so that we do not spin just before the deadline.
@@ -200,11 +230,14 @@ impl Worker {
                 }
                 Ok(None) => return,
                 Err(e) => {
-                    // EMFILE and friends: the listener is level-triggered,
-                    // so we retry on the next iteration.
+                    // Out of descriptors (EMFILE/ENFILE) or memory: the
+                    // level-triggered listener would fire again at once, so
+                    // stop watching it for a moment instead of spinning.
                     if self.cfg.verbose {
-                        eprintln!("marg: worker {}: accept: {e}", self.id);
+                        eprintln!("marg: worker {}: accept: {e}; pausing accepts", self.id);
                     }
+                    sys::epoll_del(self.ep.0, lfd);
+                    self.accept_paused = Some(self.now + ACCEPT_BACKOFF);
                     return;
                 }
             }
@@ -240,6 +273,7 @@ impl Worker {
             deadline: Some(idle),
             wheel_at: None,
             linger_until: None,
+            dirty: false,
         });
         self.live += 1;
         self.schedule(slot);
@@ -400,10 +434,10 @@ impl Worker {
         }
         if l.conn.buffers_idle() && l.conn.has_buffers() {
             let (inb, outb) = l.conn.take_buffers();
-            if inb.len() == self.in_size {
+            if inb.len() == self.in_size && self.pool_in.len() < POOL_MAX {
                 self.pool_in.push(inb);
             }
-            if outb.capacity() <= 64 * 1024 {
+            if outb.capacity() <= 64 * 1024 && self.pool_out.len() < POOL_MAX {
                 self.pool_out.push(outb);
             }
         }
@@ -495,7 +529,10 @@ impl Worker {
         self.handler.tick(&mut CompletionSink::new(&mut sink));
         let mut dirty = std::mem::take(&mut self.dirty);
         for slot in dirty.drain(..) {
-            self.drive(slot);
+            if let Some(l) = self.slots[slot as usize].live.as_mut() {
+                l.dirty = false;
+                self.drive(slot);
+            }
         }
         self.dirty = dirty;
     }
@@ -523,10 +560,10 @@ impl Worker {
         sys::close(l.fd);
         if l.conn.has_buffers() {
             let (inb, outb) = l.conn.take_buffers();
-            if inb.len() == self.in_size && self.pool_in.len() < 1024 {
+            if inb.len() == self.in_size && self.pool_in.len() < POOL_MAX {
                 self.pool_in.push(inb);
             }
-            if outb.capacity() <= 64 * 1024 && self.pool_out.len() < 1024 {
+            if outb.capacity() <= 64 * 1024 && self.pool_out.len() < POOL_MAX {
                 self.pool_out.push(outb);
             }
         }
@@ -604,7 +641,8 @@ impl Complete for Sink<'_> {
         if !l.conn.complete(id.seq, response, self.date) {
             return false;
         }
-        if !self.dirty.contains(&id.slot) {
+        if !l.dirty {
+            l.dirty = true;
             self.dirty.push(id.slot);
         }
         true
