@@ -345,7 +345,7 @@ impl Engine {
     /// The port the app passed to `Marg.listen`, if any.
     pub fn listen_port(&self) -> Option<u16> {
         let p = self.shared(3);
-        (p >= 1.0 && p <= 65535.0).then_some(p as u16)
+        (1.0..=65535.0).contains(&p).then_some(p as u16)
     }
 
     fn shared(&self, i: usize) -> f64 {
@@ -754,7 +754,7 @@ unsafe extern "C" fn free_boxed_bytes(bytes: *mut c_void, len: *mut c_void) {
     // SAFETY: `bytes`/`len` are the pointer and length of a Box<[u8]> leaked by
     // `make_array_buffer`; JSC calls this exactly once.
     drop(unsafe {
-        Box::from_raw(std::slice::from_raw_parts_mut(
+        Box::from_raw(std::ptr::slice_from_raw_parts_mut(
             bytes as *mut u8,
             len as usize,
         ))

@@ -87,7 +87,7 @@ fn ten_thousand_sequential_requests_without_rss_growth() {
     let mut c = s.client();
     let body = br#"{"some":"json","n":[1,2,3]}"#;
     let mut one = |i: usize| {
-        let r = if i % 2 == 0 {
+        let r = if i.is_multiple_of(2) {
             c.get(&format!("/users/{i}?q=x"))
         } else {
             c.req(
@@ -106,7 +106,7 @@ fn ten_thousand_sequential_requests_without_rss_growth() {
     let mut peak = after_warmup;
     for i in 15_000..25_000 {
         one(i);
-        if i % 1000 == 0 {
+        if i.is_multiple_of(1000) {
             peak = peak.max(s.rss_kib());
         }
     }
