@@ -34,14 +34,14 @@ def cpu_ticks(pid):
 
 
 def rss_kib(pid):
-    rss = hwm = 0
+    rss = anon = 0
     with open(f"/proc/{pid}/status") as f:
         for line in f:
             if line.startswith("VmRSS:"):
                 rss = int(line.split()[1])
-            elif line.startswith("VmHWM:"):
-                hwm = int(line.split()[1])
-    return rss, hwm
+            elif line.startswith("RssAnon:"):
+                anon = int(line.split()[1])
+    return rss, anon
 
 
 def wait_port(port, timeout=15.0):
@@ -177,9 +177,9 @@ def main():
                 c0 = cpu_ticks(p.pid)
                 (reqs, rps, p99, errors), out = run_load(sc, port, args.client_cpu, args.duration)
                 c1 = cpu_ticks(p.pid)
-                rss, hwm = rss_kib(p.pid)
+                rss, anon = rss_kib(p.pid)
                 us = (c1 - c0) / TICK * 1e6 / reqs if reqs else float("nan")
-                results[(name, sc)] = dict(rps=rps, p99=p99, us=us, rss=rss, hwm=hwm, errors=errors,
+                results[(name, sc)] = dict(rps=rps, p99=p99, us=us, rss=rss, anon=anon, errors=errors,
                                           bound=(sc == "pipelined"))
                 if args.verbose:
                     print(out)
@@ -198,12 +198,13 @@ def main():
     print(f"Server benchmark: {args.duration}s per run, server on CPU {args.server_cpu}, "
           f"load on CPU {args.client_cpu}, 127.0.0.1")
     print("(pipelined: h2load --h1 -m16 -c16 reports max latency, shown as <=; "
-          "us/req = server utime+stime per request; RSS after the run)")
+          "us/req = server utime+stime per request; RSS after the run, anon = RssAnon, i.e. without "
+          "shared libraries and the binary)")
     for sc in scenarios:
         print()
         print(f"## {sc}")
-        print(f"| server  |     req/s | vs bun |     p99   | us/req | vs bun | RSS MiB |")
-        print(f"|---------|----------:|-------:|----------:|-------:|-------:|--------:|")
+        print("| server  |     req/s | vs bun |     p99   | us/req | vs bun | RSS MiB | anon MiB |")
+        print("|---------|----------:|-------:|----------:|-------:|-------:|--------:|---------:|")
         base = results.get(("bun", sc))
         for name in servers:
             r = results.get((name, sc))
@@ -213,7 +214,7 @@ def main():
             vsu = f"{r['us'] / base['us']:.2f}x" if base and base["us"] == base["us"] and base["us"] else "-"
             err = f" ({r['errors']} non-2xx)" if r["errors"] else ""
             print(f"| {name:7} | {r['rps']:9.0f} | {vs:>6} | {fmt_lat(r):>9} | {r['us']:6.2f} | {vsu:>6} | "
-                  f"{r['rss'] / 1024:7.1f} |{err}")
+                  f"{r['rss'] / 1024:7.1f} | {r['anon'] / 1024:8.1f} |{err}")
 
 
 if __name__ == "__main__":

@@ -285,3 +285,22 @@ fn several_workers_share_one_port() {
         assert!(ok && body == b"Hello, World!");
     }
 }
+
+#[test]
+fn half_close_gets_the_response_then_a_prompt_close() {
+    let s = Server::start(&["--idle-timeout", "30s"]);
+    let mut c = s.connect();
+    c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /json HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    marg_tests::shutdown_write(&c);
+    let t0 = Instant::now();
+    let raw = read_to_close(&mut c);
+    assert!(
+        t0.elapsed() < Duration::from_secs(2),
+        "closed after {:?}",
+        t0.elapsed()
+    );
+    let all = marg_tests::parse_all(&raw);
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[1].header("content-type"), Some("application/json"));
+}

@@ -165,7 +165,10 @@ impl Worker {
                         // common; skip them unless output is waiting.
                         let readable = bits & !(libc::EPOLLOUT as u32) != 0;
                         if readable || !l.conn.output().is_empty() || l.conn.file().is_some() {
-                            self.drive(slot);
+                            // After a hang-up edge, read to EOF (the short-read
+                            // shortcut would miss the FIN that came with data).
+                            let hup = (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32;
+                            self.drive(slot, bits & hup != 0);
                         }
                     }
                 }
@@ -278,7 +281,7 @@ impl Worker {
         self.live += 1;
         self.schedule(slot);
         // Data may already be there (edge-triggered: no event for it).
-        self.drive(slot);
+        self.drive(slot, false);
     }
 
     fn drain_mailbox(&mut self) {
@@ -308,7 +311,7 @@ impl Worker {
                 self.close_conn(i);
             } else {
                 l.conn.close_when_done();
-                self.drive(i);
+                self.drive(i, false);
             }
         }
     }
@@ -321,8 +324,9 @@ impl Worker {
         }
     }
 
-    /// Reads, processes and writes until the socket would block.
-    fn drive(&mut self, slot: u32) {
+    /// Reads, processes and writes until the socket would block (or a short
+    /// read shows it drained, unless `read_to_eof`).
+    fn drive(&mut self, slot: u32, read_to_eof: bool) {
         let now = self.now;
         let limits = self.cfg.limits;
         let Some(l) = self.slots[slot as usize].live.as_mut() else {
@@ -394,7 +398,7 @@ impl Worker {
                     }
                     // A short read drained the socket: with edge triggering
                     // the next arrival raises a new event.
-                    drained = n < want;
+                    drained = n < want && !read_to_eof;
                 }
                 IoResult::WouldBlock => break,
                 IoResult::Error => {
@@ -511,7 +515,7 @@ impl Worker {
                             l.conn.set_buffers(inb, outb, self.in_size);
                         }
                         l.conn.timeout(self.date.get());
-                        self.drive(slot);
+                        self.drive(slot, false);
                     }
                 }
                 _ => self.schedule(slot),
@@ -531,7 +535,7 @@ impl Worker {
         for slot in dirty.drain(..) {
             if let Some(l) = self.slots[slot as usize].live.as_mut() {
                 l.dirty = false;
-                self.drive(slot);
+                self.drive(slot, false);
             }
         }
         self.dirty = dirty;
