@@ -320,15 +320,27 @@ impl Conn {
 
     /// Completes a deferred request. `false` if `seq` is not deferred here.
     pub fn complete(&mut self, seq: u32, resp: OwnedResponse, date: &[u8]) -> bool {
-        let Some(p) = self
+        let Some(idx) = self
             .pending
-            .iter_mut()
-            .find(|p| p.seq == seq && p.ready.is_none())
+            .iter()
+            .position(|p| p.seq == seq && p.ready.is_none())
         else {
             return false;
         };
-        let mut buf = Vec::with_capacity(128 + resp.body.len());
-        let mut res = Response::new(&mut buf, p.head_only, p.http10, p.keep_alive, date);
+        let p = &self.pending[idx];
+        let (head_only, http10, keep_alive) = (p.head_only, p.http10, p.keep_alive);
+        // The oldest outstanding response goes straight to the output (the
+        // common case: one request at a time, or completions in order);
+        // others wait in the queue.
+        let direct = idx == 0 && self.file.is_none();
+        let mut held = Vec::new();
+        let target = if direct {
+            &mut self.out
+        } else {
+            held.reserve(128 + resp.body.len());
+            &mut held
+        };
+        let mut res = Response::new(target, head_only, http10, keep_alive, date);
         let status = if (200..=999).contains(&resp.status) {
             resp.status
         } else {
@@ -339,7 +351,16 @@ impl Conn {
             res.header(n, v);
         }
         res.send(&resp.body);
-        p.ready = Some(buf);
+        if direct {
+            self.pending.pop_front();
+            if !keep_alive {
+                self.close_after_flush = true;
+                self.stop_reading = true;
+                self.pending.clear();
+            }
+        } else {
+            self.pending[idx].ready = Some(held);
+        }
         self.drain_ready();
         true
     }

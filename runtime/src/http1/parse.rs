@@ -261,7 +261,7 @@ fn parse_lines(
 
     // method SP
     let m0 = i;
-    let mlen = scan_token(&buf[i..]);
+    let mlen = scan_name(&buf[i..]);
     i += mlen;
     match buf.get(i) {
         None => return Ok(None),
@@ -391,9 +391,9 @@ fn parse_lines(
             (10, b'c') if eq_ignore_ascii_case(name, b"connection") => {
                 for token in value.split(|&b| b == b',') {
                     let t = trim_ows(token);
-                    if eq_ignore_ascii_case(t, b"close") {
+                    if t.len() == 5 && eq_ignore_ascii_case(t, b"close") {
                         conn_close = true;
-                    } else if eq_ignore_ascii_case(t, b"keep-alive") {
+                    } else if t.len() == 10 && eq_ignore_ascii_case(t, b"keep-alive") {
                         conn_keep_alive = true;
                     }
                 }
