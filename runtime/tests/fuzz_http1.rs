@@ -2,127 +2,12 @@
 //! inputs (mutated valid requests, pipelines, chunked bodies, garbage), fed
 //! whole and at random split points. Checks: no panic, bounded buffers, and
 //! the same output however the bytes are split (after removing interim
-//! `100 Continue` responses, which depend on timing by design).
+//! `100 Continue` responses, which depend on timing by design). The harness
+//! is `runtime::http1::fuzz`; `runtime/fuzz` has the cargo-fuzz target.
 //!
 //! `MARG_FUZZ_ITERS` (default 4000) and `MARG_FUZZ_SEED` control the run.
 
-use std::net::SocketAddr;
-
-use runtime::handler::HeaderSpan;
-use runtime::handler::{Handled, Handler, OwnedResponse, Request, RequestId, Response};
-use runtime::http1::{Conn, Env, Limits};
-
-const DATE: &[u8] = b"Sun, 06 Nov 1994 08:49:37 GMT";
-
-/// Echoes what it parsed; defers `/defer` requests (completed by the
-/// harness right after each `process` call, in order).
-#[derive(Default)]
-struct Echo {
-    deferred: Vec<RequestId>,
-}
-
-impl Handler for Echo {
-    fn handle(&mut self, req: &Request<'_>, res: &mut Response<'_>) -> Handled {
-        if req.path() == b"/defer" {
-            self.deferred.push(req.id());
-            return Handled::Deferred;
-        }
-        if req.path() == b"/stream" {
-            res.write(req.method());
-            res.write(req.body());
-            res.end();
-            return Handled::Done;
-        }
-        res.header(
-            b"X-Headers",
-            format!("{}", req.headers().count()).as_bytes(),
-        );
-        res.header(b"X-Target", req.target());
-        for (n, v) in req.headers() {
-            res.header(n, v);
-        }
-        res.send(req.body());
-        Handled::Done
-    }
-}
-
-fn limits() -> Limits {
-    Limits {
-        max_header_bytes: 512,
-        max_target: 128,
-        max_body: 2048,
-        max_headers: 8,
-    }
-}
-
-/// Feeds `chunks` in order; returns all output and whether it closed.
-fn run(chunks: &[&[u8]]) -> (Vec<u8>, bool) {
-    let limits = limits();
-    let mut spans = vec![HeaderSpan::default(); limits.max_headers];
-    let mut h = Echo::default();
-    let peer: SocketAddr = "127.0.0.1:9".parse().unwrap();
-    let min_in = limits.max_header_bytes + 4096;
-    let mut conn = Conn::new(Vec::new(), Vec::new(), peer, 0, 0, min_in);
-    let cap = limits.max_header_bytes + limits.max_body as usize + 8192;
-    let mut out = Vec::new();
-    'feed: for chunk in chunks {
-        let mut rest = *chunk;
-        while !rest.is_empty() {
-            let space = conn.read_space(&limits);
-            if space.is_empty() {
-                break 'feed; // closing: the rest is never read
-            }
-            let n = space.len().min(rest.len());
-            space[..n].copy_from_slice(&rest[..n]);
-            conn.filled(n);
-            rest = &rest[n..];
-            loop {
-                let mut env = Env {
-                    date: DATE,
-                    limits: &limits,
-                    spans: &mut spans,
-                    shutting_down: false,
-                    log: None,
-                    secure: false,
-                };
-                let p = conn.process(&mut h, &mut env);
-                for id in h.deferred.drain(..) {
-                    let (_, _, seq) = id.parts();
-                    let resp =
-                        OwnedResponse::new(202, format!("deferred {seq}")).with_header("X-D", "1");
-                    assert!(conn.complete(seq, resp, DATE));
-                }
-                let o = conn.output();
-                out.extend_from_slice(o);
-                let k = o.len();
-                conn.consumed(k);
-                assert!(
-                    conn.input_capacity() <= cap,
-                    "input buffer grew past the limits"
-                );
-                if p == runtime::http1::Progress::Idle {
-                    break;
-                }
-            }
-        }
-    }
-    (strip_continue(&out), conn.should_close())
-}
-
-fn strip_continue(out: &[u8]) -> Vec<u8> {
-    const C: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
-    let mut v = Vec::with_capacity(out.len());
-    let mut i = 0;
-    while i < out.len() {
-        if out[i..].starts_with(C) {
-            i += C.len();
-        } else {
-            v.push(out[i]);
-            i += 1;
-        }
-    }
-    v
-}
+use runtime::http1::fuzz::{check_split_invariance, run};
 
 struct Rng(u64);
 
@@ -230,12 +115,11 @@ fn split_invariance_and_no_panics() {
         .unwrap_or(0x6d61_7267);
     let mut rng = Rng(seed | 1);
     let start = std::time::Instant::now();
-    for iter in 0..iters {
+    for _ in 0..iters {
         if start.elapsed() > std::time::Duration::from_secs(20) {
             break;
         }
         let input = gen_input(&mut rng);
-        let (whole, closed) = run(&[&input]);
         for _ in 0..3 {
             // Random split points, including 1-byte pieces.
             let mut cuts: Vec<usize> = (0..rng.below(8))
@@ -244,22 +128,7 @@ fn split_invariance_and_no_panics() {
             if rng.below(4) == 0 {
                 cuts = (0..=input.len()).collect();
             }
-            cuts.sort_unstable();
-            let mut pieces = Vec::new();
-            let mut last = 0;
-            for c in cuts {
-                pieces.push(&input[last..c]);
-                last = c;
-            }
-            pieces.push(&input[last..]);
-            let (split, split_closed) = run(&pieces);
-            assert!(
-                split == whole && split_closed == closed,
-                "iteration {iter}: output differs when split\ninput: {:?}\nwhole: {:?}\nsplit: {:?}",
-                String::from_utf8_lossy(&input),
-                String::from_utf8_lossy(&whole),
-                String::from_utf8_lossy(&split)
-            );
+            check_split_invariance(&input, &cuts);
         }
     }
 }

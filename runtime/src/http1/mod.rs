@@ -4,6 +4,7 @@
 //! error responses). Neither touches a socket.
 
 pub mod conn;
+pub mod fuzz;
 pub mod parse;
 
 pub use conn::{Conn, Env, Progress};
