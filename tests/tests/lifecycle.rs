@@ -196,3 +196,74 @@ fn cli() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("expected a duration"));
 }
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn pipelining_client_that_does_not_read_is_held_back() {
+    let s = Server::start(&[]);
+    let before = rss_kib(s.pid());
+    let mut c = s.connect();
+    c.set_write_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let req = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    let batch: Vec<u8> = req.iter().copied().cycle().take(req.len() * 4096).collect();
+    // Write until the server stops reading (its output is not drained).
+    let mut sent = 0usize;
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(3) {
+        match c.write(&batch) {
+            Ok(n) => sent += n,
+            Err(_) => break,
+        }
+    }
+    assert!(
+        sent < 200 * 1024 * 1024,
+        "the server kept reading: {sent} bytes"
+    );
+    let grown = rss_kib(s.pid()).saturating_sub(before);
+    assert!(
+        grown < 16 * 1024,
+        "server RSS grew by {grown} KiB with an unread backlog"
+    );
+    // Everything sent is still answered, in order, once the client reads.
+    let complete = sent / req.len();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut got = 0usize;
+    let mut buf = vec![0u8; 1 << 16];
+    let mut tail = Vec::new();
+    while got < complete {
+        let n = std::io::Read::read(&mut c, &mut buf).unwrap();
+        assert!(n > 0);
+        tail.extend_from_slice(&buf[..n]);
+        got += tail.windows(13).filter(|w| w == b"Hello, World!").count();
+        let keep = tail.len().saturating_sub(12);
+        tail.drain(..keep);
+    }
+}
+
+#[test]
+fn deferred_request_on_a_dropped_connection_is_cancelled() {
+    let s = Server::start(&["--test-routes"]);
+    for _ in 0..20 {
+        let mut c = s.connect();
+        c.write_all(b"GET /delay?ms=100 HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        drop(c);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let mut c = s.connect();
+    c.write_all(b"GET /delay?ms=10 HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let r = read_responses(&mut c, 2);
+    assert_eq!(r[0].text(), "delayed\n");
+    assert_eq!(r[1].text(), "Hello, World!");
+}
