@@ -16,18 +16,20 @@
 //!
 //! # Shared memory
 //!
-//! A `Float64Array` over [`State::shared`] lets JS and Rust exchange a few numbers without
-//! calls: `[0]` the id of the request whose handler runs now (`-1` a timer, `-2` the
-//! microtask phase), `[1]` the next timer deadline in ms since VM start (`Infinity` if none),
-//! `[2]` how many batch entries were dispatched, `[3]` the port given to `Marg.listen`,
-//! `[4]` how many requests wait on a handler's promise and `[5]` one of them (so that a
-//! runaway promise continuation can be charged to its request when only one is waiting).
+//! A `Float64Array` over [`State::shared`] lets JS and Rust exchange numbers without API
+//! calls (each C API call takes JSC's API lock). Slots (`SH_*` constants, mirrored at the top
+//! of prelude.js): the id of the request whose handler runs now (`-1` a timer, `-2` the
+//! microtask phase), the next timer deadline (ms since VM start, `Infinity` if none), the
+//! resume position in the batch, the port given to `Marg.listen`, the promise-waiting count
+//! and id, the arguments of `respond` (id, status, Content-Type code), and the batch itself:
+//! per request `[id, method code, method length, target length, flags]`, while the targets
+//! (and unusual method names) of the whole batch travel as one concatenated JS string.
 
 use crate::ffi::*;
 use crate::js::{self, JsString};
 use runtime::{OwnedResponse, RequestId};
 use std::cell::Cell;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::os::raw::c_void;
 use std::path::{Path, PathBuf};
@@ -99,16 +101,117 @@ struct Pending {
     flags: u32,
 }
 
+/// Shared-memory slots (see the module docs and prelude.js).
+const SH_CURRENT: usize = 0;
+const SH_NEXT_TIMER: usize = 1;
+const SH_RESUME: usize = 2;
+const SH_PORT: usize = 3;
+const SH_AWAITING: usize = 4;
+const SH_AWAITING_ID: usize = 5;
+const SH_RESP_ID: usize = 6;
+const SH_RESP_STATUS: usize = 7;
+const SH_RESP_CTYPE: usize = 8;
+const SH_BATCH_LEN: usize = 9;
+const SH_RESUME_OFFSET: usize = 10;
+const SH_BATCH: usize = 16;
+const BATCH_STRIDE: usize = 5;
+/// Requests per VM entry; more in one tick are run in several entries.
+const BATCH_CAP: usize = 512;
+const SHARED_LEN: usize = SH_BATCH + BATCH_CAP * BATCH_STRIDE;
+
+/// Pending requests by id: a slab whose ids carry a generation, so that an id that was
+/// answered (504, closed connection) and whose slot was reused never matches again. Ids stay
+/// below 2^53 (exact as JS numbers).
+#[derive(Default)]
+struct Slab {
+    entries: Vec<(u32, Option<Pending>)>,
+    free: Vec<u32>,
+    len: usize,
+}
+
+const SLAB_INDEX_BITS: u32 = 24;
+
+impl Slab {
+    fn insert(&mut self, p: Pending) -> u64 {
+        let idx = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.entries.push((0, None));
+                (self.entries.len() - 1) as u32
+            }
+        };
+        let e = &mut self.entries[idx as usize];
+        e.0 = (e.0 + 1) & ((1 << 28) - 1);
+        e.1 = Some(p);
+        self.len += 1;
+        (u64::from(e.0) << SLAB_INDEX_BITS) | u64::from(idx)
+    }
+
+    fn split(id: u64) -> (usize, u32) {
+        (
+            (id & ((1 << SLAB_INDEX_BITS) - 1)) as usize,
+            (id >> SLAB_INDEX_BITS) as u32,
+        )
+    }
+
+    fn get(&self, id: u64) -> Option<&Pending> {
+        let (i, g) = Self::split(id);
+        match self.entries.get(i) {
+            Some((gen, Some(p))) if *gen == g => Some(p),
+            _ => None,
+        }
+    }
+
+    fn get_mut(&mut self, id: u64) -> Option<&mut Pending> {
+        let (i, g) = Self::split(id);
+        match self.entries.get_mut(i) {
+            Some((gen, Some(p))) if *gen == g => Some(p),
+            _ => None,
+        }
+    }
+
+    fn remove(&mut self, id: u64) -> Option<Pending> {
+        let (i, g) = Self::split(id);
+        match self.entries.get_mut(i) {
+            Some((gen, slot)) if *gen == g && slot.is_some() => {
+                self.free.push(i as u32);
+                self.len -= 1;
+                slot.take()
+            }
+            _ => None,
+        }
+    }
+
+    /// Ids of entries for which `f` is true.
+    fn ids_where(&self, f: impl Fn(&Pending) -> bool) -> Vec<u64> {
+        self.entries
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (g, p))| {
+                p.as_ref()
+                    .filter(|p| f(p))
+                    .map(|_| (u64::from(*g) << SLAB_INDEX_BITS) | i as u64)
+            })
+            .collect()
+    }
+}
+
 /// What native callbacks reach through the thread-local pointer.
 pub(crate) struct State {
-    shared: [f64; 6],
-    pending: HashMap<u64, Pending>,
+    /// Heap-allocated once, never resized: JS holds a `Float64Array` over it.
+    shared: Box<[f64]>,
+    /// `undefined`, `true`, `false`: immediates, valid for the VM's life without protection.
+    undefined: JSValueRef,
+    js_true: JSValueRef,
+    js_false: JSValueRef,
+    pending: Slab,
+    /// `Instant::now()` at the start of the current tick (cheap deadline arithmetic).
+    now: Instant,
     queue: Vec<u64>,
     done: Vec<(RequestId, OwnedResponse)>,
     /// Ids answered or abandoned on the Rust side, to tell JS at the next tick.
     dropped: Vec<u64>,
     timeouts: VecDeque<(Instant, u64)>,
-    next_id: u64,
     start: Instant,
     opts: Options,
     scratch16: Vec<u16>,
@@ -144,8 +247,6 @@ pub struct Engine {
     ctx: JSGlobalContextRef,
     /// The prelude's `tick` function (protected).
     tick_fn: JSObjectRef,
-    /// Method name strings, created once per VM (protected).
-    methods: [JSValueRef; 7],
     state: *mut State,
 }
 
@@ -159,20 +260,47 @@ impl Engine {
         let quantum = (opts.cpu_limit.as_secs_f64() / 8.0).clamp(0.005, 0.25);
         let log_prefix = format!("[js w{}]", opts.worker);
         configure_jsc();
-        // SAFETY: plain constructors of the C API; checked for null below.
+        // SAFETY: plain constructors of the C API; checked for null right after.
         let (group, ctx) = unsafe {
             let group = JSContextGroupCreate();
             let ctx = JSGlobalContextCreateInGroup(group, ptr::null_mut());
             (group, ctx)
         };
+        if group.is_null() || ctx.is_null() {
+            // SAFETY: release what was created, once.
+            unsafe {
+                if !ctx.is_null() {
+                    JSGlobalContextRelease(ctx);
+                }
+                if !group.is_null() {
+                    JSContextGroupRelease(group);
+                }
+            }
+            return Err(LoadError::Internal(
+                "cannot create a JavaScriptCore VM".into(),
+            ));
+        }
+        let mut shared = vec![0.0; SHARED_LEN].into_boxed_slice();
+        shared[SH_NEXT_TIMER] = f64::INFINITY;
+        // SAFETY: ctx is live (null-checked below before any other use); immediates.
+        let (undefined, js_true, js_false) = unsafe {
+            (
+                JSValueMakeUndefined(ctx),
+                JSValueMakeBoolean(ctx, true),
+                JSValueMakeBoolean(ctx, false),
+            )
+        };
         let state = Box::into_raw(Box::new(State {
-            shared: [0.0, f64::INFINITY, 0.0, 0.0, 0.0, 0.0],
-            pending: HashMap::new(),
+            shared,
+            undefined,
+            js_true,
+            js_false,
+            pending: Slab::default(),
+            now: Instant::now(),
             queue: Vec::new(),
             done: Vec::new(),
             dropped: Vec::new(),
             timeouts: VecDeque::new(),
-            next_id: 1,
             start: Instant::now(),
             opts,
             scratch16: Vec::new(),
@@ -188,20 +316,8 @@ impl Engine {
             group,
             ctx,
             tick_fn: ptr::null_mut(),
-            methods: [ptr::null(); 7],
             state,
         };
-        if group.is_null() || ctx.is_null() {
-            return Err(LoadError::Internal(
-                "cannot create a JavaScriptCore VM".into(),
-            ));
-        }
-        for (i, m) in METHODS.iter().enumerate() {
-            let v = js::make_string(ctx, m);
-            // SAFETY: ctx and v are live; unprotected in Drop.
-            unsafe { JSValueProtect(ctx, v) };
-            engine.methods[i] = v;
-        }
         // SAFETY: group is live; the callback's context is the heap-allocated State, which
         // outlives the group (freed after the group is released in Drop).
         unsafe {
@@ -235,8 +351,9 @@ impl Engine {
         // SAFETY: state is live; the Float64Array views State::shared, which lives (boxed,
         // never moved) until after the context is released; no deallocator is needed.
         let shared = unsafe {
-            let p = ptr::addr_of_mut!((*self.state).shared) as *mut c_void;
-            JSObjectMakeTypedArrayWithBytesNoCopy(ctx, 8, p, 48, None, ptr::null_mut(), &mut exc)
+            let p = (*self.state).shared.as_mut_ptr() as *mut c_void;
+            let len = SHARED_LEN * std::mem::size_of::<f64>();
+            JSObjectMakeTypedArrayWithBytesNoCopy(ctx, 8, p, len, None, ptr::null_mut(), &mut exc)
         };
         if shared.is_null() {
             return Err(LoadError::Internal("cannot create the shared array".into()));
@@ -344,26 +461,25 @@ impl Engine {
 
     /// The port the app passed to `Marg.listen`, if any.
     pub fn listen_port(&self) -> Option<u16> {
-        let p = self.shared(3);
+        let p = self.shared(SH_PORT);
         (1.0..=65535.0).contains(&p).then_some(p as u16)
     }
 
     fn shared(&self, i: usize) -> f64 {
-        // SAFETY: state is live; JS is not running (we are not inside an entry).
-        unsafe { ptr::read_volatile(ptr::addr_of!((*self.state).shared[i])) }
+        // SAFETY: state is live; JS is not running (we are not inside an entry); i is in
+        // bounds (callers pass SH_* constants or checked batch indices).
+        unsafe { ptr::read_volatile((*self.state).shared.as_ptr().add(i)) }
     }
 
     fn set_shared(&self, i: usize, v: f64) {
         // SAFETY: as in `shared`.
-        unsafe { ptr::write_volatile(ptr::addr_of_mut!((*self.state).shared[i]), v) }
+        unsafe { ptr::write_volatile((*self.state).shared.as_mut_ptr().add(i), v) }
     }
 
     /// Queues a request for the next tick; copies what JS may read later.
     pub fn push(&mut self, req: &runtime::Request<'_>) {
         // SAFETY: state is live; no JS runs while this reference exists.
         let st = unsafe { &mut *self.state };
-        let id = st.next_id;
-        st.next_id += 1;
         let mut headers = st.pool.pop().unwrap_or_default();
         for (n, v) in req.headers() {
             headers.extend_from_slice(n);
@@ -390,42 +506,35 @@ impl Engine {
             runtime::Protocol::H3 => 2,
         };
         let flags = u32::from(req.secure()) | (proto << 1);
-        st.pending.insert(
-            id,
-            Pending {
-                rid: req.id(),
-                headers,
-                peer: req.peer(),
-                target,
-                body,
-                method,
-                method_other,
-                flags,
-            },
-        );
+        let id = st.pending.insert(Pending {
+            rid: req.id(),
+            headers,
+            peer: req.peer(),
+            target,
+            body,
+            method,
+            method_other,
+            flags,
+        });
         st.queue.push(id);
-        st.timeouts
-            .push_back((Instant::now() + st.opts.response_timeout, id));
     }
 
     /// The runtime gave up on `rid` (connection closed): forget it.
     pub fn cancel(&mut self, rid: RequestId) {
         // SAFETY: state is live; no JS runs now.
         let st = unsafe { &mut *self.state };
-        let dropped = &mut st.dropped;
-        st.pending.retain(|id, p| {
-            let keep = p.rid != rid;
-            if !keep {
-                dropped.push(*id);
+        for id in st.pending.ids_where(|p| p.rid == rid) {
+            if let Some(p) = st.pending.remove(id) {
+                st.dropped.push(id);
+                st.recycle(p);
             }
-            keep
-        });
+        }
     }
 
     /// Whether requests are waiting for an answer.
     pub fn busy(&self) -> bool {
         // SAFETY: state is live.
-        unsafe { !(*self.state).pending.is_empty() }
+        unsafe { (*self.state).pending.len != 0 }
     }
 
     /// When the next timer or response deadline falls.
@@ -433,7 +542,7 @@ impl Engine {
         // SAFETY: state is live.
         let st = unsafe { &*self.state };
         let mut best = st.timeouts.front().map(|t| t.0);
-        let t = self.shared(1);
+        let t = self.shared(SH_NEXT_TIMER);
         if t.is_finite() {
             let at = st.start + Duration::from_secs_f64((t / 1000.0).max(0.0));
             best = Some(best.map_or(at, |b| b.min(at)));
@@ -448,9 +557,17 @@ impl Engine {
         // SAFETY: state is live.
         let start = unsafe { (*self.state).start };
         let now_ms = now.duration_since(start).as_secs_f64() * 1000.0;
-        let timer_due = self.shared(1) <= now_ms;
-        // SAFETY: state is live.
-        let queued = unsafe { !(*self.state).queue.is_empty() };
+        let timer_due = self.shared(SH_NEXT_TIMER) <= now_ms;
+        let queued = {
+            // SAFETY: state is live; no JS runs now.
+            let st = unsafe { &mut *self.state };
+            st.now = now;
+            let deadline = now + st.opts.response_timeout;
+            for &id in &st.queue {
+                st.timeouts.push_back((deadline, id));
+            }
+            !st.queue.is_empty()
+        };
         if queued || timer_due {
             self.enter(now_ms);
         }
@@ -463,34 +580,58 @@ impl Engine {
     }
 
     fn enter(&mut self, now_ms: f64) {
-        let ctx = self.ctx;
         let _enter = Enter::new(self.state);
         // SAFETY: state is live; no JS runs now.
         let mut ids = std::mem::take(unsafe { &mut (*self.state).queue });
-        let (args, n) = self.build_batch(&ids);
-        // SAFETY: args is a live array; protected while we may re-enter with it.
-        unsafe { JSValueProtect(ctx, args) };
-        self.set_shared(2, 0.0);
+        let mut dropped = self.take_dropped();
+        if ids.is_empty() {
+            self.run_batch(now_ms, &[], dropped);
+        }
+        for chunk in ids.chunks(BATCH_CAP) {
+            self.run_batch(now_ms, chunk, dropped);
+            // SAFETY: state is live.
+            dropped = unsafe { (*self.state).undefined };
+        }
+        ids.clear();
+        // SAFETY: state is live; no JS runs now.
+        let st = unsafe { &mut *self.state };
+        if st.queue.is_empty() {
+            st.queue = ids;
+        }
+    }
+
+    /// One VM entry for up to BATCH_CAP requests (plus due timers); more entries only when
+    /// the watchdog stopped a runaway handler and requests of the batch are left.
+    fn run_batch(&mut self, now_ms: f64, ids: &[u64], dropped: JSValueRef) {
+        let ctx = self.ctx;
+        let (targets, bodies, n) = self.build_batch(ids);
+        self.set_shared(SH_BATCH_LEN, n as f64);
+        self.set_shared(SH_RESUME, 0.0);
+        self.set_shared(SH_RESUME_OFFSET, 0.0);
+        // SAFETY: ctx is live. The array lives on this frame while JS may run, where JSC's
+        // conservative stack scan sees it.
+        let argv = [
+            unsafe { JSValueMakeNumber(ctx, now_ms) },
+            targets,
+            bodies,
+            dropped,
+        ];
         loop {
-            self.set_shared(0, -2.0);
+            self.set_shared(SH_CURRENT, -2.0);
             // SAFETY: state is live; no JS runs now.
             unsafe {
                 (*self.state).watch_last = f64::NAN;
                 (*self.state).watch_acc = 0.0;
                 (*self.state).terminated = 0.0;
             }
-            let dropped = self.take_dropped();
-            // SAFETY: ctx is live.
-            let argv = [unsafe { JSValueMakeNumber(ctx, now_ms) }, args, dropped];
             let mut exc: JSValueRef = ptr::null();
-            self.arm_watchdog();
             // SAFETY: tick_fn is protected and live; argv holds live values.
             let r = unsafe {
                 JSObjectCallAsFunction(
                     ctx,
                     self.tick_fn,
                     ptr::null_mut(),
-                    3,
+                    4,
                     argv.as_ptr(),
                     &mut exc,
                 )
@@ -500,6 +641,7 @@ impl Engine {
                 unsafe { ((*self.state).terminated, (*self.state).opts.cpu_limit) };
             if stopped != 0.0 {
                 self.clear_stale_exception();
+                self.arm_watchdog();
                 self.log(
                     3,
                     &format!(
@@ -508,14 +650,18 @@ impl Engine {
                 );
                 if stopped > 0.0 {
                     self.finish_with(stopped as u64, 503, b"Service Unavailable");
-                } else if stopped == -2.0 && self.shared(4) == 1.0 {
+                } else if stopped == -2.0 && self.shared(SH_AWAITING) == 1.0 {
                     // Stopped in a promise continuation while exactly one request was
                     // waiting on its handler's promise: that one ran away.
-                    self.finish_with(self.shared(5) as u64, 503, b"Service Unavailable");
+                    self.finish_with(
+                        self.shared(SH_AWAITING_ID) as u64,
+                        503,
+                        b"Service Unavailable",
+                    );
                 }
                 // Requests of this batch not dispatched yet run in a fresh entry; the prelude
-                // resumes at shared[2].
-                if (self.shared(2) as usize) < n {
+                // resumes at SH_RESUME.
+                if (self.shared(SH_RESUME) as usize) < n {
                     continue;
                 }
             } else if r.is_null() {
@@ -528,14 +674,6 @@ impl Engine {
                 );
             }
             break;
-        }
-        // SAFETY: protected above.
-        unsafe { JSValueUnprotect(ctx, args) };
-        ids.clear();
-        // SAFETY: state is live; no JS runs now.
-        let st = unsafe { &mut *self.state };
-        if st.queue.is_empty() {
-            st.queue = ids;
         }
     }
 
@@ -555,8 +693,7 @@ impl Engine {
         // SAFETY: state is live; no JS runs now.
         let st = unsafe { &mut *self.state };
         if st.dropped.is_empty() {
-            // SAFETY: ctx is live.
-            return unsafe { JSValueMakeUndefined(ctx) };
+            return st.undefined;
         }
         let vals: Vec<JSValueRef> = st
             .dropped
@@ -584,48 +721,64 @@ impl Engine {
         };
     }
 
-    /// The flat `[id, method, target, flags, body]*` array for `ids`.
-    fn build_batch(&mut self, ids: &[u64]) -> (JSValueRef, usize) {
+    /// Writes the batch of `ids` into shared memory; returns the concatenated targets (JS
+    /// string), the bodies (array, or `undefined` when no request has one) and the count.
+    fn build_batch(&mut self, ids: &[u64]) -> (JSValueRef, JSValueRef, usize) {
         let ctx = self.ctx;
         // SAFETY: state is live; no JS runs while building (only value constructors).
         let st = unsafe { &mut *self.state };
-        let mut vals: Vec<JSValueRef> = Vec::with_capacity(ids.len() * 5);
+        let mut chars = std::mem::take(&mut st.scratch16);
+        chars.clear();
+        let mut bodies: Vec<JSValueRef> = Vec::new();
+        let mut n = 0;
         for &id in ids {
-            let Some(p) = st.pending.get_mut(&id) else {
+            let Some(p) = st.pending.get_mut(id) else {
                 continue;
             };
-            // SAFETY: ctx is live for all value constructors below.
-            unsafe {
-                vals.push(JSValueMakeNumber(ctx, id as f64));
-                vals.push(if (p.method as usize) < METHODS.len() {
-                    self.methods[p.method as usize]
-                } else {
-                    let s = JsString::from_latin1(&p.method_other, &mut st.scratch16);
-                    JSValueMakeString(ctx, s.0)
-                });
-                let t = JsString::from_latin1(&p.target, &mut st.scratch16);
-                vals.push(JSValueMakeString(ctx, t.0));
-                vals.push(JSValueMakeNumber(ctx, p.flags as f64));
-                vals.push(if p.body.is_empty() {
-                    JSValueMakeUndefined(ctx)
-                } else {
-                    make_array_buffer(ctx, std::mem::take(&mut p.body))
-                });
+            let slot = SH_BATCH + n * BATCH_STRIDE;
+            let other = p.method as usize >= METHODS.len();
+            st.shared[slot] = id as f64;
+            st.shared[slot + 1] = p.method as f64;
+            st.shared[slot + 2] = if other {
+                p.method_other.len() as f64
+            } else {
+                0.0
+            };
+            st.shared[slot + 3] = p.target.len() as f64;
+            st.shared[slot + 4] = p.flags as f64;
+            if other {
+                chars.extend(p.method_other.iter().map(|&b| b as u16));
             }
+            chars.extend(p.target.iter().map(|&b| b as u16));
             let mut t = std::mem::take(&mut p.target);
             t.clear();
             st.pool.push(t);
+            if !p.body.is_empty() {
+                bodies.resize(n, st.undefined);
+                bodies.push(make_array_buffer(ctx, std::mem::take(&mut p.body)));
+            }
+            n += 1;
         }
-        let mut exc: JSValueRef = ptr::null();
-        // SAFETY: vals are live values on this stack frame.
-        let mut arr = unsafe { JSObjectMakeArray(ctx, vals.len(), vals.as_ptr(), &mut exc) };
-        if arr.is_null() {
-            // A stale exception made the first attempt fail (see clear_stale_exception).
-            exc = ptr::null();
-            // SAFETY: as above.
-            arr = unsafe { JSObjectMakeArray(ctx, vals.len(), vals.as_ptr(), &mut exc) };
-        }
-        (arr as JSValueRef, vals.len())
+        let targets = JsString::from_utf16(&chars);
+        st.scratch16 = chars;
+        // SAFETY: ctx and the string are live; the value holds its own reference.
+        let targets_v = unsafe { JSValueMakeString(ctx, targets.0) };
+        let bodies_v = if bodies.is_empty() {
+            st.undefined
+        } else {
+            bodies.resize(n, st.undefined);
+            let mut exc: JSValueRef = ptr::null();
+            // SAFETY: the values are live on this frame.
+            let mut arr = unsafe { JSObjectMakeArray(ctx, n, bodies.as_ptr(), &mut exc) };
+            if arr.is_null() {
+                // A stale exception made the first attempt fail (see clear_stale_exception).
+                exc = ptr::null();
+                // SAFETY: as above.
+                arr = unsafe { JSObjectMakeArray(ctx, n, bodies.as_ptr(), &mut exc) };
+            }
+            arr as JSValueRef
+        };
+        (targets_v, bodies_v, n)
     }
 
     /// Answers requests that waited longer than the response timeout with 504.
@@ -636,7 +789,7 @@ impl Engine {
             let Some(&(at, id)) = st.timeouts.front() else {
                 break;
             };
-            if !st.pending.contains_key(&id) {
+            if !st.pending.get(id).is_some() {
                 st.timeouts.pop_front();
                 continue;
             }
@@ -652,7 +805,7 @@ impl Engine {
     fn finish_with(&mut self, id: u64, status: u16, body: &[u8]) {
         // SAFETY: state is live; no JS runs now.
         let st = unsafe { &mut *self.state };
-        if let Some(p) = st.pending.remove(&id) {
+        if let Some(p) = st.pending.remove(id) {
             st.dropped.push(id);
             let resp = OwnedResponse::new(status, body.to_vec())
                 .with_header(&b"Content-Type"[..], CONTENT_TYPES[4].to_vec());
@@ -674,11 +827,6 @@ impl Drop for Engine {
         // State is freed after the VM is gone so no callback can see a dangling pointer.
         unsafe {
             if !self.ctx.is_null() {
-                for v in self.methods {
-                    if !v.is_null() {
-                        JSValueUnprotect(self.ctx, v);
-                    }
-                }
                 if !self.tick_fn.is_null() {
                     JSValueUnprotect(self.ctx, self.tick_fn);
                 }
@@ -797,7 +945,7 @@ unsafe extern "C" fn should_terminate(_ctx: JSContextRef, context: *mut c_void) 
         // We are on the VM's thread inside an entry; Rust code holds no reference to State
         // across the entry.
         let st = unsafe { &mut *st };
-        let cur = st.shared[0];
+        let cur = st.shared[SH_CURRENT];
         if cur == st.watch_last {
             st.watch_acc += st.quantum;
         } else {
@@ -916,7 +1064,8 @@ fn bytes_of<'a>(ctx: JSContextRef, v: JSValueRef) -> Option<&'a [u8]> {
     None
 }
 
-/// `respond(id, status, ctypeCode, headers|undefined, body)`.
+/// `respond(headers|undefined, body)`, with the request id, status and Content-Type code in
+/// shared memory (SH_RESP_*): numbers travel without API calls.
 unsafe extern "C" fn native_respond(
     ctx: JSContextRef,
     _f: JSObjectRef,
@@ -926,20 +1075,17 @@ unsafe extern "C" fn native_respond(
     exception: *mut JSValueRef,
 ) -> JSValueRef {
     native(ctx, argc, argv, exception, |st, a| {
-        let id = num(ctx, arg(a, 0));
-        // SAFETY: ctx is live.
-        let undefined = unsafe { JSValueMakeUndefined(ctx) };
-        let Some(p) = st.pending.remove(&(id as u64)) else {
-            // SAFETY: ctx is live.
-            return Ok(unsafe { JSValueMakeBoolean(ctx, false) });
+        let id = st.shared[SH_RESP_ID];
+        let Some(p) = st.pending.remove(id as u64) else {
+            return Ok(st.js_false);
         };
-        let status = num(ctx, arg(a, 1));
+        let status = st.shared[SH_RESP_STATUS];
         let status = if (100.0..1000.0).contains(&status) {
             status as u16
         } else {
             500
         };
-        let ctype = num(ctx, arg(a, 2));
+        let ctype = st.shared[SH_RESP_CTYPE];
         let mut headers: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
         if (1.0..5.0).contains(&ctype) {
             headers.push((
@@ -947,14 +1093,14 @@ unsafe extern "C" fn native_respond(
                 CONTENT_TYPES[ctype as usize].to_vec(),
             ));
         }
-        let h = arg(a, 3);
+        let h = arg(a, 0);
         // SAFETY: ctx and h are live.
         if !h.is_null() && unsafe { JSValueIsString(ctx, h) } {
             let mut raw = Vec::new();
             let mut exc: JSValueRef = ptr::null();
             // SAFETY: ctx and h are live; the copy is released by JsString.
             let s = JsString(unsafe { JSValueToStringCopy(ctx, h, &mut exc) });
-            js::append_utf8(s.0, &mut raw);
+            js::append_utf8_fast(s.0, &mut raw);
             for line in raw.split(|&b| b == b'\n') {
                 if let Some(c) = line.iter().position(|&b| b == b':') {
                     headers.push((line[..c].to_vec(), line[c + 1..].to_vec()));
@@ -962,13 +1108,13 @@ unsafe extern "C" fn native_respond(
             }
         }
         let mut body = Vec::new();
-        let b = arg(a, 4);
+        let b = arg(a, 1);
         // SAFETY: ctx and b are live.
         if !b.is_null() && unsafe { JSValueIsString(ctx, b) } {
             let mut exc: JSValueRef = ptr::null();
             // SAFETY: as above.
             let s = JsString(unsafe { JSValueToStringCopy(ctx, b, &mut exc) });
-            js::append_utf8(s.0, &mut body);
+            js::append_utf8_fast(s.0, &mut body);
         } else if let Some(bytes) = bytes_of(ctx, b) {
             body.extend_from_slice(bytes);
         }
@@ -981,9 +1127,7 @@ unsafe extern "C" fn native_respond(
             },
         ));
         st.recycle(p);
-        let _ = undefined;
-        // SAFETY: ctx is live.
-        Ok(unsafe { JSValueMakeBoolean(ctx, true) })
+        Ok(st.js_true)
     })
 }
 
@@ -998,7 +1142,7 @@ unsafe extern "C" fn native_headers(
 ) -> JSValueRef {
     native(ctx, argc, argv, exception, |st, a| {
         let id = num(ctx, arg(a, 0)) as u64;
-        match st.pending.get(&id) {
+        match st.pending.get(id) {
             Some(p) => {
                 let s = JsString::from_latin1(&p.headers, &mut st.scratch16);
                 // SAFETY: ctx and s are live.
@@ -1021,7 +1165,7 @@ unsafe extern "C" fn native_ip(
 ) -> JSValueRef {
     native(ctx, argc, argv, exception, |st, a| {
         let id = num(ctx, arg(a, 0)) as u64;
-        match st.pending.get(&id) {
+        match st.pending.get(id) {
             Some(p) => Ok(js::make_string(ctx, &p.peer.ip().to_string())),
             // SAFETY: ctx is live.
             None => Ok(unsafe { JSValueMakeUndefined(ctx) }),

@@ -61,6 +61,40 @@ pub(crate) fn append_utf8(s: JSStringRef, out: &mut Vec<u8>) {
     }
 }
 
+/// Appends the UTF-8 encoding of a JS string to `out` through `JSStringGetUTF8CString`, which
+/// converts JSC's 8-bit (Latin-1) strings directly, where `JSStringGetCharactersPtr` would
+/// first make and cache a 16-bit copy.
+pub(crate) fn append_utf8_fast(s: JSStringRef, out: &mut Vec<u8>) {
+    // SAFETY: `s` is a live string.
+    let len = unsafe { JSStringGetLength(s) };
+    if len == 0 {
+        return;
+    }
+    let cap = len * 3 + 1;
+    out.reserve(cap);
+    let start = out.len();
+    // SAFETY: `out` has `cap` spare bytes from `start`; JSC writes at most `cap` bytes
+    // (NUL included) and returns how many it wrote.
+    let written = unsafe {
+        JSStringGetUTF8CString(
+            s,
+            out.as_mut_ptr().add(start) as *mut std::os::raw::c_char,
+            cap,
+        )
+    };
+    // UTF-8 is never shorter than UTF-16 in code units; fewer bytes mean JSC stopped at a
+    // lone surrogate: redo it the lossy way (U+FFFD).
+    if written == 0 || written - 1 < len {
+        append_utf8(s, out);
+        return;
+    }
+    // SAFETY: JSC initialised `written` bytes, the last of which is the NUL we drop.
+    unsafe { out.set_len(start + written - 1) };
+    if out.capacity() > 4096 && out.capacity() > 2 * out.len() {
+        out.shrink_to_fit();
+    }
+}
+
 /// Converts any value to a Rust string (via JS `String(value)`); `None` if that threw.
 pub(crate) fn to_rust_string(ctx: JSContextRef, v: JSValueRef) -> Option<String> {
     let mut exc: JSValueRef = ptr::null();

@@ -3,15 +3,9 @@
 // It owns everything JS-side: the `Marg` object (routing, middleware), the `req`/`res`
 // objects, timers, `console`, `require`, and polyfills for the web APIs that a bare
 // JavaScriptCore lacks (TextEncoder/TextDecoder, URL/URLSearchParams, structuredClone,
-// performance). The Rust side (engine.rs) calls the returned `tick(nowMs, batch)` once per
-// event-loop tick with every request of that tick, and reads the shared Float64Array:
-//   shared[0]  id of the request whose handler runs now (-1 timer, -2 microtasks)
-//   shared[1]  next timer deadline, ms since VM start (Infinity: none)
-//   shared[2]  index into the batch of the next request to dispatch (resume after a stop)
-//   shared[3]  the port given to Marg.listen (0: none)
-//   shared[4]  how many requests wait on a handler's promise; shared[5] the id of one of
-//              them (when shared[4] is 1 it is *the* one: a runaway promise continuation
-//              that the watchdog stops is charged to it)
+// performance). The Rust side (engine.rs) calls the returned `tick(...)` once per
+// event-loop tick with every request of that tick; numbers travel through the shared
+// Float64Array (slots SH_* below, mirrored in engine.rs), so they cost no API calls.
 // `req`/`res` are plain objects of a fixed shape (fast property access in JSC); headers and
 // the peer address come from Rust only when first read.
 (function (native, shared, dev) {
@@ -24,6 +18,20 @@
   const nativeLog = native.log;
   const utf8Decode = native.utf8Decode;
   const utf8Encode = native.utf8Encode;
+
+  // Shared-memory slots (engine.rs SH_*).
+  const SH_CURRENT = 0;        // id of the request whose handler runs (-1 timer, -2 microtasks)
+  const SH_NEXT_TIMER = 1;     // next timer deadline, ms since VM start (Infinity: none)
+  const SH_RESUME = 2;         // next batch index to dispatch (resume after a stop)
+  const SH_PORT = 3;           // the port given to Marg.listen
+  const SH_AWAITING = 4;       // requests waiting on a handler's promise ...
+  const SH_AWAITING_ID = 5;    // ... and one of them (*the* one when the count is 1)
+  const SH_RESP_ID = 6;        // respond(): request id, status, Content-Type code
+  const SH_RESP_STATUS = 7;
+  const SH_RESP_CTYPE = 8;
+  const SH_BATCH_LEN = 9;      // requests in this batch
+  const SH_RESUME_OFFSET = 10; // offset into the targets string at SH_RESUME
+  const SH_BATCH = 16;         // per request: id, method code, method length, target length, flags
 
   // ---------------------------------------------------------------- console
 
@@ -172,7 +180,7 @@
   }
   function publishNext() {
     while (heap.length > 0 && live.get(heap[0].id) !== heap[0]) heapPop();
-    shared[1] = heap.length > 0 ? heap[0].when : Infinity;
+    shared[SH_NEXT_TIMER] = heap.length > 0 ? heap[0].when : Infinity;
   }
 
   class Timeout {
@@ -195,7 +203,7 @@
     t.id = t.seq;
     live.set(t.id, t);
     heapPush(t);
-    if (t.when < shared[1]) shared[1] = t.when;
+    if (t.when < shared[SH_NEXT_TIMER]) shared[SH_NEXT_TIMER] = t.when;
     return t;
   }
   function clear(t) {
@@ -215,7 +223,7 @@
       } else {
         live.delete(t.id);
       }
-      shared[0] = -1;
+      shared[SH_CURRENT] = -1;
       try {
         t.fn.apply(undefined, t.args);
       } catch (e) {
@@ -754,6 +762,12 @@
 
   // Content-Type codes understood by the native respond (engine.rs CONTENT_TYPES).
   const CT_NONE = 0, CT_HTML = 1, CT_JSON = 2, CT_BYTES = 3, CT_TEXT = 4;
+  // Content-Type values that travel as a code instead of a header string.
+  const CT_CODES = new Map([
+    ['text/html; charset=utf-8', CT_HTML], ['application/json; charset=utf-8', CT_JSON],
+    ['application/octet-stream', CT_BYTES], ['text/plain; charset=utf-8', CT_TEXT],
+  ]);
+  const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'];
   const PROTOCOLS = ['http/1.1', 'h2', 'h3', 'http/1.1'];
 
   function statusOf(err) {
@@ -771,16 +785,24 @@
 
   function parseQuery(qs) {
     const q = {};
-    if (qs.length === 0) return q;
-    const list = [];
-    parsePairs(qs, list);
-    for (let i = 0; i < list.length; i++) {
-      const k = list[i][0], v = list[i][1];
-      if (k === '__proto__' || k === 'constructor' || k === 'prototype') continue;
-      const prev = q[k];
-      if (prev === undefined) q[k] = v;
-      else if (Array.isArray(prev)) prev.push(v);
-      else q[k] = [prev, v];
+    const n = qs.length;
+    let start = 0;
+    while (start < n) {
+      let amp = qs.indexOf('&', start);
+      if (amp < 0) amp = n;
+      if (amp > start) {
+        const eq = qs.indexOf('=', start);
+        let k, v;
+        if (eq >= 0 && eq < amp) { k = decodeForm(qs.slice(start, eq)); v = decodeForm(qs.slice(eq + 1, amp)); }
+        else { k = decodeForm(qs.slice(start, amp)); v = ''; }
+        if (k !== '__proto__' && k !== 'constructor' && k !== 'prototype') {
+          const prev = q[k];
+          if (prev === undefined) q[k] = v;
+          else if (Array.isArray(prev)) prev.push(v);
+          else q[k] = [prev, v];
+        }
+      }
+      start = amp + 1;
     }
     return q;
   }
@@ -909,12 +931,15 @@
 
   function isBytes(b) { return b instanceof ArrayBuffer || ArrayBuffer.isView(b); }
 
+  // Content-Type is kept apart from the other headers (`_type`): it is set on most responses
+  // and usually travels to Rust as a small code (CT_CODES) instead of a header string.
   class Response {
     constructor(id, req) {
       this._id = id;
       this.req = req;
       this.statusCode = 200;
       this._h = null;
+      this._type = undefined;
       this.headersSent = false;
       this._locals = undefined;
     }
@@ -923,9 +948,12 @@
     get finished() { return this.headersSent; }
     get writableEnded() { return this.headersSent; }
     status(code) {
-      const c = Number(code);
-      if (!Number.isInteger(c) || c < 100 || c > 999) throw new RangeError('Invalid status code: ' + code);
-      this.statusCode = c;
+      if (typeof code !== 'number' || !Number.isInteger(code) || code < 100 || code > 999) {
+        const c = Number(code);
+        if (!Number.isInteger(c) || c < 100 || c > 999) throw new RangeError('Invalid status code: ' + code);
+        code = c;
+      }
+      this.statusCode = code;
       return this;
     }
     set(name, value) {
@@ -934,14 +962,25 @@
         return this;
       }
       if (this.headersSent) throw new Error('Cannot set headers after they are sent to the client');
-      const n = String(name);
+      const n = typeof name === 'string' ? name : String(name);
       if (!TOKEN.test(n)) throw new TypeError('Header name must be a valid HTTP token ["' + n + '"]');
-      const v = Array.isArray(value) ? value.map(String) : String(value);
-      for (const x of Array.isArray(v) ? v : [v]) {
-        if (BAD_HEADER_VALUE.test(x)) throw new TypeError('Invalid character in header content ["' + n + '"]');
+      let v;
+      if (Array.isArray(value)) {
+        v = value.map(String);
+        for (let i = 0; i < v.length; i++) {
+          if (BAD_HEADER_VALUE.test(v[i])) throw new TypeError('Invalid character in header content ["' + n + '"]');
+        }
+      } else {
+        v = typeof value === 'string' ? value : String(value);
+        if (BAD_HEADER_VALUE.test(v)) throw new TypeError('Invalid character in header content ["' + n + '"]');
+      }
+      const lc = n.toLowerCase();
+      if (lc === 'content-type' && typeof v === 'string') {
+        this._type = v;
+        return this;
       }
       if (this._h === null) this._h = {};
-      this._h[n.toLowerCase()] = [n, v];
+      this._h[lc] = [n, v];
       return this;
     }
     header(name, value) { return value === undefined && typeof name === 'string' ? this.get(name) : this.set(name, value); }
@@ -953,15 +992,33 @@
       return this.set(name, (Array.isArray(prev) ? prev : [prev]).concat(add));
     }
     get(name) {
-      const e = this._h === null ? undefined : this._h[String(name).toLowerCase()];
+      const lc = String(name).toLowerCase();
+      if (lc === 'content-type') return this._type;
+      const e = this._h === null ? undefined : this._h[lc];
       return e === undefined ? undefined : e[1];
     }
     getHeader(name) { return this.get(name); }
     hasHeader(name) { return this.get(name) !== undefined; }
-    removeHeader(name) { if (this._h !== null) delete this._h[String(name).toLowerCase()]; return this; }
-    getHeaders() { const o = {}; if (this._h !== null) for (const k of Object.keys(this._h)) o[k] = this._h[k][1]; return o; }
+    removeHeader(name) {
+      const lc = String(name).toLowerCase();
+      if (lc === 'content-type') this._type = undefined;
+      else if (this._h !== null) delete this._h[lc];
+      return this;
+    }
+    getHeaders() {
+      const o = {};
+      if (this._type !== undefined) o['content-type'] = this._type;
+      if (this._h !== null) for (const k of Object.keys(this._h)) o[k] = this._h[k][1];
+      return o;
+    }
     type(t) {
       const s = String(t);
+      const mime = MIME[s];
+      if (mime !== undefined) {
+        if (this.headersSent) throw new Error('Cannot set headers after they are sent to the client');
+        this._type = mime;
+        return this;
+      }
       return this.set('Content-Type', s.includes('/') ? s : MIME[s.replace(/^\./, '').toLowerCase()] || 'application/octet-stream');
     }
     contentType(t) { return this.type(t); }
@@ -1002,17 +1059,30 @@
       this.headersSent = true;
       if (awaiting.size !== 0 && awaiting.delete(this._id)) awaitingChanged();
       let hs;
+      const t = this._type;
+      if (t !== undefined) {
+        const code = CT_CODES.get(t);
+        if (code !== undefined) {
+          ctype = code;
+        } else {
+          ctype = CT_NONE;
+          hs = 'Content-Type:' + t + '\n';
+        }
+      }
       const h = this._h;
       if (h !== null) {
-        hs = '';
+        if (hs === undefined) hs = '';
         for (const k in h) {
-          if (k === 'content-type') ctype = CT_NONE;
           const n = h[k][0], v = h[k][1];
           if (typeof v === 'string') hs += n + ':' + v + '\n';
           else for (let i = 0; i < v.length; i++) hs += n + ':' + v[i] + '\n';
         }
+        if (hs === '') hs = undefined;
       }
-      nativeRespond(this._id, this.statusCode, ctype, hs, body);
+      shared[SH_RESP_ID] = this._id;
+      shared[SH_RESP_STATUS] = this.statusCode;
+      shared[SH_RESP_CTYPE] = ctype;
+      nativeRespond(hs, body);
       return this;
     }
   }
@@ -1032,14 +1102,20 @@
     if (!path.startsWith('/') && path !== '*') path = '/' + path;
     if (!/[:*?(]/.test(path)) {
       const fast = path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path;
-      return { fast, re: null, keys: null };
+      return { fast, re: null, keys: null, segs: null };
+    }
+    // Only literal and whole `:name` segments, matched by the route (`end`): compared segment
+    // by segment, without a RegExp.
+    if (end && /^(\/(:[A-Za-z_$][\w$]*|[^:*?(/]+))+\/?$/.test(path)) {
+      const segs = path.split('/').slice(1).filter((x, i, a) => x !== '' || i < a.length - 1);
+      return { fast: null, re: null, keys: null, segs: segs.map((x) => (x.startsWith(':') ? { key: x.slice(1) } : { lit: x })) };
     }
     const keys = [];
     let wild = 0;
     let src = '^';
     if (path === '*' || path === '/*') {
       keys.push('0');
-      return { fast: null, re: new RegExp('^/?(.*)$'), keys };
+      return { fast: null, re: new RegExp('^/?(.*)$'), keys, segs: null };
     }
     const segs = path.split('/');
     for (let i = 1; i < segs.length; i++) {
@@ -1059,7 +1135,31 @@
       }
     }
     src += end ? '/?$' : '(?=/|$)';
-    return { fast: null, re: new RegExp(src), keys };
+    return { fast: null, re: new RegExp(src), keys, segs: null };
+  }
+
+  // Matches `path` against literal / `:name` segments; returns the params or null.
+  function matchSegments(segs, path) {
+    let pos = 1;
+    let params = null;
+    const n = path.length;
+    for (let i = 0; i < segs.length; i++) {
+      if (pos > n) return null;
+      let end = path.indexOf('/', pos);
+      if (end < 0) end = n;
+      const sg = segs[i];
+      if (sg.lit !== undefined) {
+        if (end - pos !== sg.lit.length || !path.startsWith(sg.lit, pos)) return null;
+      } else {
+        if (end === pos) return null;
+        if (params === null) params = {};
+        params[sg.key] = decodeParam(path.slice(pos, end));
+      }
+      pos = end + 1;
+    }
+    // All segments consumed: the path must end here (one trailing slash allowed).
+    if (pos <= n && !(pos === n && path.charCodeAt(n - 1) === 47)) return null;
+    return params === null ? {} : params;
   }
 
   function decodeParam(v) {
@@ -1081,6 +1181,12 @@
       }
       if (fast === '/' || path === fast) return true;
       return path.startsWith(fast) && path.charCodeAt(fast.length) === 47;
+    }
+    if (L.segs !== null) {
+      const p = matchSegments(L.segs, path);
+      if (p === null) return false;
+      req.params = p;
+      return true;
     }
     const m = L.re.exec(path);
     if (m === null) return false;
@@ -1111,7 +1217,7 @@
 
   function addLayer(method, path, fns, end, what) {
     const c = compilePath(path, end);
-    layers.push({ method, fast: c.fast, re: c.re, keys: c.keys, end, handlers: flatten(fns, what) });
+    layers.push({ method, fast: c.fast, re: c.re, keys: c.keys, segs: c.segs, end, handlers: flatten(fns, what) });
   }
 
   function logError(req, err) {
@@ -1124,6 +1230,7 @@
       if (status >= 500) logError(req, err);
       if (res.headersSent) return;
       res._h = null;
+      res._type = undefined;
       res.statusCode = status;
       let body = STATUS_TEXT[status] || String(status);
       if (dev) body = err instanceof Error ? formatStack(err) : inspect(err, 2, [], false);
@@ -1139,8 +1246,8 @@
   // Requests whose handler returned a promise that has not settled yet.
   const awaiting = new Set();
   function awaitingChanged() {
-    shared[4] = awaiting.size;
-    if (awaiting.size === 1) for (const id of awaiting) shared[5] = id;
+    shared[SH_AWAITING] = awaiting.size;
+    if (awaiting.size === 1) for (const id of awaiting) shared[SH_AWAITING_ID] = id;
   }
 
   function settle(res, next) {
@@ -1227,7 +1334,7 @@
       if (port !== undefined) {
         const p = Number(port);
         if (!Number.isInteger(p) || p < 0 || p > 65535) throw new RangeError('Marg.listen: invalid port ' + port);
-        shared[3] = p;
+        shared[SH_PORT] = p;
       }
       if (typeof cb === 'function') G.setTimeout(cb, 0);
       return Marg;
@@ -1241,19 +1348,35 @@
 
   // ---------------------------------------------------------------- entry points
 
-  // `dropped`: ids the runtime or Rust answered or gave up on (504, 503, closed connection)
-  // since the last tick, or undefined.
-  function tick(nowMs, batch, dropped) {
+  // One VM entry: the batch (SH_BATCH slots; `targets` holds the targets, preceded by the
+  // method for unusual methods, back to back), `bodies` (array by batch index, or undefined),
+  // `dropped` (ids Rust answered or gave up on since the last tick: 504, 503, closed
+  // connection; or undefined), then due timers.
+  function tick(nowMs, targets, bodies, dropped) {
     if (dropped !== undefined) {
       for (let i = 0; i < dropped.length; i++) awaiting.delete(dropped[i]);
       awaitingChanged();
     }
-    const n = batch.length;
-    for (let i = shared[2]; i < n; i += 5) {
-      shared[2] = i + 5;
-      const id = batch[i];
-      shared[0] = id;
-      const req = new Request(id, batch[i + 1], batch[i + 2], batch[i + 3], batch[i + 4]);
+    const n = shared[SH_BATCH_LEN];
+    let off = shared[SH_RESUME_OFFSET];
+    for (let i = shared[SH_RESUME]; i < n; i++) {
+      const b = SH_BATCH + i * 5;
+      const id = shared[b];
+      const m = shared[b + 1];
+      let method;
+      if (m < 7) {
+        method = METHODS[m];
+      } else {
+        method = targets.slice(off, off + shared[b + 2]);
+        off += shared[b + 2];
+      }
+      const tl = shared[b + 3];
+      const url = targets.slice(off, off + tl);
+      off += tl;
+      shared[SH_RESUME] = i + 1;
+      shared[SH_RESUME_OFFSET] = off;
+      shared[SH_CURRENT] = id;
+      const req = new Request(id, method, url, shared[b + 4], bodies === undefined ? undefined : bodies[i]);
       const res = new Response(id, req);
       req.res = res;
       try {
@@ -1262,8 +1385,8 @@
         try { finalHandler(req, res, e); } catch (e2) { consoleObj.error('internal error:', e2); }
       }
     }
-    if (shared[1] <= nowMs) runTimers(nowMs);
-    shared[0] = -2;
+    if (shared[SH_NEXT_TIMER] <= nowMs) runTimers(nowMs);
+    shared[SH_CURRENT] = -2;
   }
 
   function loadMain(file) {
