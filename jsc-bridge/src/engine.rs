@@ -205,8 +205,6 @@ pub(crate) struct State {
     js_true: JSValueRef,
     js_false: JSValueRef,
     pending: Slab,
-    /// `Instant::now()` at the start of the current tick (cheap deadline arithmetic).
-    now: Instant,
     queue: Vec<u64>,
     done: Vec<(RequestId, OwnedResponse)>,
     /// Ids answered or abandoned on the Rust side, to tell JS at the next tick.
@@ -296,7 +294,6 @@ impl Engine {
             js_true,
             js_false,
             pending: Slab::default(),
-            now: Instant::now(),
             queue: Vec::new(),
             done: Vec::new(),
             dropped: Vec::new(),
@@ -561,7 +558,6 @@ impl Engine {
         let queued = {
             // SAFETY: state is live; no JS runs now.
             let st = unsafe { &mut *self.state };
-            st.now = now;
             let deadline = now + st.opts.response_timeout;
             for &id in &st.queue {
                 st.timeouts.push_back((deadline, id));
@@ -789,7 +785,7 @@ impl Engine {
             let Some(&(at, id)) = st.timeouts.front() else {
                 break;
             };
-            if !st.pending.get(id).is_some() {
+            if st.pending.get(id).is_none() {
                 st.timeouts.pop_front();
                 continue;
             }
