@@ -69,6 +69,8 @@ fn smuggling_vectors_are_400() {
         b"G@T / HTTP/1.1\r\nHost: x\r\n\r\n",
         b"GET / HTTP/1.1 \r\nHost: x\r\n\r\n",
         b"GET / http/1.1\r\nHost: x\r\n\r\n",
+        b"GET index.html HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET * HTTP/1.1\r\nHost: x\r\n\r\n",
     ];
     for c in cases {
         rejects(&s, c, 400);

@@ -286,6 +286,12 @@ fn parse_lines(
         _ => return Err(ParseError::InvalidTarget),
     }
     let target = (t0 as u32, i as u32);
+    // RFC 9112 §3.2: origin-form (`/...`) is the common case; otherwise the
+    // target must be absolute-form, authority-form for CONNECT, or `*` for
+    // OPTIONS.
+    if buf[t0] != b'/' && !other_target_form_ok(&buf[m0..method.1 as usize], &buf[t0..i]) {
+        return Err(ParseError::InvalidTarget);
+    }
     i += 1;
 
     // HTTP-version CRLF
@@ -511,6 +517,27 @@ fn scan_name(buf: &[u8]) -> usize {
         32 + scan_token(&buf[32..])
     } else {
         i
+    }
+}
+
+/// Whether a target that does not start with `/` has a form the method
+/// allows: `*` for OPTIONS, `host:port` for CONNECT, `scheme://...` (with
+/// a scheme of letters, digits, `+`, `-`, `.`) for any method.
+fn other_target_form_ok(method: &[u8], target: &[u8]) -> bool {
+    match method {
+        b"OPTIONS" if target == b"*" => true,
+        b"CONNECT" => target.contains(&b':') && !target.contains(&b'/'),
+        _ => {
+            let Some(colon) = target.iter().position(|&b| b == b':') else {
+                return false;
+            };
+            colon > 0
+                && target[0].is_ascii_alphabetic()
+                && target[..colon]
+                    .iter()
+                    .all(|&b| b.is_ascii_alphanumeric() || b == b'+' || b == b'-' || b == b'.')
+                && target[colon..].starts_with(b"://")
+        }
     }
 }
 
@@ -831,6 +858,13 @@ mod tests {
         assert_eq!(err(b"GET  / HTTP/1.1\r\n"), InvalidTarget);
         assert_eq!(err(b"G(T / HTTP/1.1\r\n"), InvalidMethod);
         assert_eq!(err(b"GET /\x7f HTTP/1.1\r\n"), InvalidTarget);
+        assert_eq!(err(b"GET abc HTTP/1.1\r\n"), InvalidTarget);
+        assert_eq!(err(b"GET * HTTP/1.1\r\n"), InvalidTarget);
+        assert_eq!(err(b"GET example.com:80 HTTP/1.1\r\n"), InvalidTarget);
+        assert_eq!(err(b"GET 1http://x/ HTTP/1.1\r\n"), InvalidTarget);
+        assert!(parse(b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n").is_ok());
+        assert!(parse(b"CONNECT example.com:443 HTTP/1.1\r\nHost: a\r\n\r\n").is_ok());
+        assert!(parse(b"GET https://example.com/x HTTP/1.1\r\nHost: a\r\n\r\n").is_ok());
         assert_eq!(
             err(b"GET / HTTP/1.1\r\nHost: a\r\nExpect: nope\r\n\r\n"),
             UnsupportedExpectation
