@@ -1,0 +1,317 @@
+//! AES-GCM: known-answer vectors (NIST / McGrew-Viega, Wycheproof) on the
+//! reference and on every host-runnable kernel variant, a differential run
+//! against the reference and `ring`, and tag/ciphertext bit-flip rejection.
+//! Variants this CPU cannot run are reported, not silently passed.
+
+use kernels::aead::reference;
+use kernels::aead::{AesGcm, GcmKernels};
+
+fn hex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// The variants to test; prints those skipped on this host.
+fn variants() -> Vec<GcmKernels> {
+    let (run, skipped) = GcmKernels::runnable();
+    if !skipped.is_empty() {
+        eprintln!("aead: variants skipped on this CPU: {skipped:?}");
+    }
+    assert!(!run.is_empty() || !kernels::aead::aes_gcm_supported());
+    run
+}
+
+/// (key, iv, pt, aad, ct, tag) from the GCM specification (McGrew & Viega,
+/// test cases 1-4, 13-16), which NIST SP 800-38D's validation uses.
+const GCM_SPEC: &[[&str; 6]] = &[
+    ["00000000000000000000000000000000", "000000000000000000000000", "", "", "", "58e2fccefa7e3061367f1d57a4e7455a"],
+    ["00000000000000000000000000000000", "000000000000000000000000", "00000000000000000000000000000000", "", "0388dace60b6a392f328c2b971b2fe78", "ab6e47d42cec13bdf53a67b21257bddf"],
+    ["feffe9928665731c6d6a8f9467308308", "cafebabefacedbaddecaf888", "d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a721c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b391aafd255", "", "42831ec2217774244b7221b784d0d49ce3aa212f2c02a4e035c17e2329aca12e21d514b25466931c7d8f6a5aac84aa051ba30b396a0aac973d58e091473f5985", "4d5c2af327cd64a62cf35abd2ba6fab4"],
+    ["feffe9928665731c6d6a8f9467308308", "cafebabefacedbaddecaf888", "d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a721c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39", "feedfacedeadbeeffeedfacedeadbeefabaddad2", "42831ec2217774244b7221b784d0d49ce3aa212f2c02a4e035c17e2329aca12e21d514b25466931c7d8f6a5aac84aa051ba30b396a0aac973d58e091", "5bc94fbc3221a5db94fae95ae7121a47"],
+    ["0000000000000000000000000000000000000000000000000000000000000000", "000000000000000000000000", "", "", "", "530f8afbc74536b9a963b4f1c4cb738b"],
+    ["0000000000000000000000000000000000000000000000000000000000000000", "000000000000000000000000", "00000000000000000000000000000000", "", "cea7403d4d606b6e074ec5d3baf39d18", "d0d1c8a799996bf0265b98b5d48ab919"],
+    ["feffe9928665731c6d6a8f9467308308feffe9928665731c6d6a8f9467308308", "cafebabefacedbaddecaf888", "d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a721c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b391aafd255", "", "522dc1f099567d07f47f37a32a84427d643a8cdcbfe5c0c97598a2bd2555d1aa8cb08e48590dbb3da7b08b1056828838c5f61e6393ba7a0abcc9f662898015ad", "b094dac5d93471bdec1a502270e3cc6c"],
+    ["feffe9928665731c6d6a8f9467308308feffe9928665731c6d6a8f9467308308", "cafebabefacedbaddecaf888", "d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a721c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39", "feedfacedeadbeeffeedfacedeadbeefabaddad2", "522dc1f099567d07f47f37a32a84427d643a8cdcbfe5c0c97598a2bd2555d1aa8cb08e48590dbb3da7b08b1056828838c5f61e6393ba7a0abcc9f662", "76fc6ece0f4e1768cddf8853bb2d551b"],
+];
+
+#[test]
+fn gcm_spec_vectors_reference() {
+    for [k, iv, pt, aad, ct, tag] in GCM_SPEC {
+        let g = reference::AesGcm::new(&hex(k));
+        let mut buf = hex(pt);
+        let t = g.seal(&hex(iv), &hex(aad), &mut buf);
+        assert_eq!(buf, hex(ct), "ct, key {k}");
+        assert_eq!(t.to_vec(), hex(tag), "tag, key {k}");
+        assert!(g.open(&hex(iv), &hex(aad), &mut buf, &t));
+        assert_eq!(buf, hex(pt));
+    }
+}
+
+#[test]
+fn gcm_spec_vectors_kernels() {
+    for v in variants() {
+        for [k, iv, pt, aad, ct, tag] in GCM_SPEC {
+            let g = AesGcm::with_kernels(&hex(k), v);
+            let mut buf = hex(pt);
+            let t = g.seal_in_place(&hex(iv), &hex(aad), &mut buf);
+            assert_eq!(buf, hex(ct), "{}: ct, key {k}", v.variant);
+            assert_eq!(t.to_vec(), hex(tag), "{}: tag, key {k}", v.variant);
+            g.open_in_place(&hex(iv), &hex(aad), &mut buf, &t).unwrap();
+            assert_eq!(buf, hex(pt), "{}", v.variant);
+        }
+    }
+}
+
+/// SplitMix64: deterministic test inputs.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next() as u8).collect()
+    }
+}
+
+fn ring_seal(key: &[u8], nonce: &[u8; 12], aad: &[u8], data: &mut Vec<u8>) -> Vec<u8> {
+    use ring::aead;
+    let alg = if key.len() == 16 {
+        &aead::AES_128_GCM
+    } else {
+        &aead::AES_256_GCM
+    };
+    let k = aead::LessSafeKey::new(aead::UnboundKey::new(alg, key).unwrap());
+    let tag = k
+        .seal_in_place_separate_tag(
+            aead::Nonce::assume_unique_for_key(*nonce),
+            aead::Aad::from(aad),
+            data,
+        )
+        .unwrap();
+    tag.as_ref().to_vec()
+}
+
+/// Lengths that cover every path: empty, partial blocks, one block short
+/// of / exactly / just past each chunk size (8 and 16 blocks) and twice it.
+fn edge_lengths() -> Vec<usize> {
+    let mut v: Vec<usize> = (0..=40).collect();
+    for chunk in [128usize, 256] {
+        for k in 1..=3 {
+            for d in [-17isize, -16, -15, -1, 0, 1, 15, 16, 17] {
+                v.push(((chunk * k) as isize + d) as usize);
+            }
+        }
+    }
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+/// One seal/open check of `v` against the reference and ring, in place and
+/// out of place.
+fn check_case(
+    v: GcmKernels,
+    key: &[u8],
+    nonce: &[u8; 12],
+    aad: &[u8],
+    pt: &[u8],
+    with_reference: bool,
+) {
+    let g = AesGcm::with_kernels(key, v);
+    let mut ct = pt.to_vec();
+    let tag = g.seal_in_place(nonce, aad, &mut ct);
+    let mut ring_ct = pt.to_vec();
+    let ring_tag = ring_seal(key, nonce, aad, &mut ring_ct);
+    let name = v.variant;
+    let n = pt.len();
+    assert!(
+        ct == ring_ct,
+        "{name}: ct differs from ring, len {n}, aad {}",
+        aad.len()
+    );
+    assert_eq!(
+        tag.to_vec(),
+        ring_tag,
+        "{name}: tag differs from ring, len {n}"
+    );
+    if with_reference {
+        let mut r = pt.to_vec();
+        let rt = reference::AesGcm::new(key).seal(nonce, aad, &mut r);
+        assert!(
+            r == ct && rt == tag,
+            "{name}: differs from the reference, len {n}"
+        );
+    }
+    let mut out = vec![0u8; n];
+    assert_eq!(
+        g.seal(nonce, aad, pt, &mut out),
+        tag,
+        "{name}: out-of-place tag"
+    );
+    assert!(out == ct, "{name}: out-of-place ct, len {n}");
+    let mut back = vec![0u8; n];
+    g.open(nonce, aad, &ct, &mut back, &tag).unwrap();
+    assert!(back == pt, "{name}: out-of-place open, len {n}");
+    let mut inplace = ct.clone();
+    g.open_in_place(nonce, aad, &mut inplace, &tag).unwrap();
+    assert!(inplace == pt, "{name}: open, len {n}");
+}
+
+#[test]
+fn differential_edge_lengths() {
+    let mut rng = Rng(1);
+    for v in variants() {
+        for &n in &edge_lengths() {
+            for key_len in [16, 32] {
+                let key = rng.bytes(key_len);
+                let nonce: [u8; 12] = rng.bytes(12).try_into().unwrap();
+                let aad_len = rng.below(70);
+                let aad = rng.bytes(aad_len);
+                let pt = rng.bytes(n);
+                check_case(v, &key, &nonce, &aad, &pt, n <= 600);
+            }
+        }
+    }
+}
+
+#[test]
+fn differential_random_lengths_to_64k() {
+    let mut rng = Rng(2);
+    for v in variants() {
+        for i in 0..24 {
+            let n = if i == 0 { 65536 } else { rng.below(65537) };
+            let key = rng.bytes(if i % 2 == 0 { 16 } else { 32 });
+            let nonce: [u8; 12] = rng.bytes(12).try_into().unwrap();
+            let aad_len = rng.below(600);
+            let aad = rng.bytes(aad_len);
+            let pt = rng.bytes(n);
+            check_case(v, &key, &nonce, &aad, &pt, i < 2);
+        }
+    }
+}
+
+#[test]
+fn every_single_bit_flip_is_rejected() {
+    let mut rng = Rng(3);
+    for v in variants() {
+        for n in [0usize, 1, 16, 33, 200, 1350] {
+            let key = rng.bytes(16);
+            let g = AesGcm::with_kernels(&key, v);
+            let nonce: [u8; 12] = rng.bytes(12).try_into().unwrap();
+            let aad = rng.bytes(13);
+            let mut ct = rng.bytes(n);
+            let tag = g.seal_in_place(&nonce, &aad, &mut ct);
+            // Every bit of the tag, of the ciphertext (up to 200 bytes; a
+            // sample beyond) and of the AAD.
+            for bit in 0..128 {
+                let mut t = tag;
+                t[bit / 8] ^= 1 << (bit % 8);
+                let mut b = ct.clone();
+                assert!(
+                    g.open_in_place(&nonce, &aad, &mut b, &t).is_err(),
+                    "{} tag bit {bit}",
+                    v.variant
+                );
+                assert!(b.iter().all(|&x| x == 0), "{}: output not wiped", v.variant);
+            }
+            let bits: Vec<usize> = if n <= 200 {
+                (0..8 * n).collect()
+            } else {
+                (0..256).map(|_| rng.below(8 * n)).collect()
+            };
+            for bit in bits {
+                let mut b = ct.clone();
+                b[bit / 8] ^= 1 << (bit % 8);
+                assert!(
+                    g.open_in_place(&nonce, &aad, &mut b, &tag).is_err(),
+                    "{} ct bit {bit}",
+                    v.variant
+                );
+            }
+            for bit in 0..8 * aad.len() {
+                let mut a = aad.clone();
+                a[bit / 8] ^= 1 << (bit % 8);
+                let mut b = ct.clone();
+                assert!(
+                    g.open_in_place(&nonce, &a, &mut b, &tag).is_err(),
+                    "{} aad bit {bit}",
+                    v.variant
+                );
+            }
+        }
+    }
+}
+
+/// Runs one Wycheproof AES-GCM test on `seal`/`open`; `None` = skipped
+/// (a parameter the implementation does not support).
+fn wycheproof_gcm(
+    mut run: impl FnMut(&wycheproof::aead::Test, usize) -> Option<bool>,
+) -> (usize, usize) {
+    use wycheproof::aead::{TestName, TestSet};
+    let set = TestSet::load(TestName::AesGcm).unwrap();
+    let (mut passed, mut skipped) = (0, 0);
+    for group in &set.test_groups {
+        for t in &group.tests {
+            match run(t, group.tag_size) {
+                None => skipped += 1,
+                Some(ok) => {
+                    let want = t.result != wycheproof::TestResult::Invalid;
+                    assert_eq!(ok, want, "Wycheproof tcId {} ({:?})", t.tc_id, t.comment);
+                    passed += 1;
+                }
+            }
+        }
+    }
+    (passed, skipped)
+}
+
+#[test]
+fn wycheproof_reference() {
+    let (passed, skipped) = wycheproof_gcm(|t, tag_size| {
+        if tag_size != 128 || t.nonce.is_empty() {
+            return None;
+        }
+        let g = reference::AesGcm::new(&t.key);
+        let mut buf = t.pt.to_vec();
+        let tag = g.seal(&t.nonce, &t.aad, &mut buf);
+        let sealed_ok = buf == *t.ct && tag[..] == *t.tag;
+        let mut c = t.ct.to_vec();
+        let tag_in: [u8; 16] = t.tag[..].try_into().unwrap();
+        let opened = g.open(&t.nonce, &t.aad, &mut c, &tag_in);
+        assert_eq!(sealed_ok, opened, "tcId {}", t.tc_id);
+        Some(opened && c == *t.pt)
+    });
+    eprintln!("wycheproof (reference): {passed} passed, {skipped} skipped (tag != 128 bits or empty nonce)");
+    assert!(passed > 200);
+}
+
+#[test]
+fn wycheproof_kernels() {
+    for v in variants() {
+        let (passed, skipped) = wycheproof_gcm(|t, tag_size| {
+            if tag_size != 128 || t.nonce.is_empty() || !matches!(t.key.len(), 16 | 32) {
+                return None;
+            }
+            let g = AesGcm::with_kernels(&t.key, v);
+            let mut buf = t.pt.to_vec();
+            let tag = g.seal_in_place(&t.nonce, &t.aad, &mut buf);
+            let sealed_ok = buf == *t.ct && tag[..] == *t.tag;
+            let mut c = t.ct.to_vec();
+            let opened = g.open_in_place(&t.nonce, &t.aad, &mut c, &t.tag).is_ok();
+            assert_eq!(sealed_ok, opened, "{}: tcId {}", v.variant, t.tc_id);
+            Some(opened && c == *t.pt)
+        });
+        eprintln!("wycheproof ({}): {passed} passed, {skipped} skipped (192-bit keys, tag != 128 bits, empty nonce)", v.variant);
+        assert!(passed > 150);
+    }
+}
