@@ -10,8 +10,8 @@
 //! `Host` in HTTP/1.1.
 
 use kernels::http1::{
-    eq_ignore_ascii_case, find_byte2, parse_decimal, parse_hex, scan_field_value, scan_target,
-    scan_token, Digits,
+    classify_head, eq_ignore_ascii_case, find_byte2, find_header_end, parse_decimal, parse_hex,
+    scan_field_value, scan_target, scan_token, Digits,
 };
 
 use crate::handler::{HeaderSpan, Version};
@@ -218,7 +218,13 @@ pub fn parse_head(
     // Only the first `max_header_bytes` count; the result is the same
     // however the input was split into reads.
     let window = &buf[..buf.len().min(skip + limits.max_header_bytes)];
-    match parse_lines(window, skip, limits, spans)? {
+    // With the whole head present, the field lines are walked on SIMD
+    // structural bitmaps; otherwise (or for anything unusual) line by line.
+    let (bytes, complete) = match find_header_end(&window[skip..]) {
+        Some(e) => (&window[..skip + e], true),
+        None => (window, false),
+    };
+    match parse_lines(bytes, skip, complete, limits, spans)? {
         Some(head) => Ok(Parsed::Complete(head)),
         None if buf.len() >= skip + limits.max_header_bytes => Err(ParseError::HeadersTooLarge),
         None => Ok(Parsed::Partial),
@@ -246,6 +252,7 @@ fn expect_crlf(buf: &[u8], i: usize) -> Result<Option<()>, ParseError> {
 fn parse_lines(
     buf: &[u8],
     skip: usize,
+    complete: bool,
     limits: &Limits,
     spans: &mut [HeaderSpan],
 ) -> Result<Option<Head>, ParseError> {
@@ -318,13 +325,18 @@ fn parse_lines(
 
     let mut n = 0usize;
     let max_headers = limits.max_headers.min(spans.len());
-    let mut content_length: Option<u64> = None;
-    let mut chunked = false;
-    let mut te_seen = false;
-    let mut hosts = 0u32;
-    let mut conn_close = false;
-    let mut conn_keep_alive = false;
-    let mut expect_continue = false;
+    let mut st = Fields::default();
+
+    if complete {
+        // Fast path; stops at the first line it does not fully like and
+        // leaves that line (and the state before it) to the loop below,
+        // which then reports exactly what the line-by-line parser reports.
+        let (next, done) = walk_fields(buf, i, max_headers, spans, &mut n, &mut st)?;
+        i = next;
+        if done {
+            return finish(i, method, target, version, n, &st, limits).map(Some);
+        }
+    }
 
     loop {
         // End of head, or the next field line.
@@ -381,15 +393,33 @@ fn parse_lines(
         };
         n += 1;
 
-        // Fields with framing or connection semantics.
-        let name = &buf[n0..name_end];
-        let value = &buf[v0..v1];
+        st.field(&buf[n0..name_end], &buf[v0..v1])?;
+    }
+    finish(i, method, target, version, n, &st, limits).map(Some)
+}
+
+/// What the framing-relevant fields said so far.
+#[derive(Debug, Default)]
+struct Fields {
+    content_length: Option<u64>,
+    chunked: bool,
+    te_seen: bool,
+    hosts: u32,
+    conn_close: bool,
+    conn_keep_alive: bool,
+    expect_continue: bool,
+}
+
+impl Fields {
+    /// Records one field; rejects framing the server will not guess at.
+    #[inline(always)]
+    fn field(&mut self, name: &[u8], value: &[u8]) -> Result<(), ParseError> {
         // The first byte filters out most fields before a comparison.
         match (name.len(), name[0] | 0x20) {
-            (4, b'h') if eq_ignore_ascii_case(name, b"host") => hosts += 1,
+            (4, b'h') if eq_ignore_ascii_case(name, b"host") => self.hosts += 1,
             (6, b'e') if eq_ignore_ascii_case(name, b"expect") => {
                 if eq_ignore_ascii_case(value, b"100-continue") {
-                    expect_continue = true;
+                    self.expect_continue = true;
                 } else {
                     return Err(ParseError::UnsupportedExpectation);
                 }
@@ -398,19 +428,19 @@ fn parse_lines(
                 for token in value.split(|&b| b == b',') {
                     let t = trim_ows(token);
                     if t.len() == 5 && eq_ignore_ascii_case(t, b"close") {
-                        conn_close = true;
+                        self.conn_close = true;
                     } else if t.len() == 10 && eq_ignore_ascii_case(t, b"keep-alive") {
-                        conn_keep_alive = true;
+                        self.conn_keep_alive = true;
                     }
                 }
             }
             (14, b'c') if eq_ignore_ascii_case(name, b"content-length") => {
-                if content_length.is_some() {
+                if self.content_length.is_some() {
                     return Err(ParseError::DuplicateContentLength);
                 }
                 match parse_decimal(value) {
                     Digits::Run { end, value: len } if end == value.len() && end > 0 => {
-                        content_length = Some(len)
+                        self.content_length = Some(len)
                     }
                     _ => return Err(ParseError::InvalidContentLength),
                 }
@@ -418,51 +448,146 @@ fn parse_lines(
             (17, b't') if eq_ignore_ascii_case(name, b"transfer-encoding") => {
                 // Only a single, lone `chunked` is accepted: anything else
                 // would leave the body length to a coding we do not decode.
-                if te_seen || !eq_ignore_ascii_case(value, b"chunked") {
+                if self.te_seen || !eq_ignore_ascii_case(value, b"chunked") {
                     return Err(ParseError::UnsupportedTransferEncoding);
                 }
-                te_seen = true;
-                chunked = true;
+                self.te_seen = true;
+                self.chunked = true;
             }
             _ => {}
         }
+        Ok(())
     }
+}
 
-    if chunked && content_length.is_some() {
+/// Chunks of structural masks kept on the stack: heads up to 2 KiB take the
+/// fast path.
+const MASK_CHUNKS: usize = 32;
+
+/// Walks the field lines of a complete head (`buf` ends with the final
+/// CRLF) from `i` on SIMD structural masks: each line's end is the next
+/// special byte (which must be CR with LF right after), its name the run of
+/// tchars up to the first colon. Returns where it stopped and whether that
+/// is the end of the head; it stops early, without error, at a line it
+/// does not accept outright, for the line parser to judge.
+#[inline]
+fn walk_fields(
+    buf: &[u8],
+    mut i: usize,
+    max_headers: usize,
+    spans: &mut [HeaderSpan],
+    n: &mut usize,
+    st: &mut Fields,
+) -> Result<(usize, bool), ParseError> {
+    use kernels::http1::{ChunkMasks, HeadMasks, MaskKind};
+    let end = buf.len();
+    if end > MASK_CHUNKS * 64 {
+        return Ok((i, false));
+    }
+    let mut masks = [ChunkMasks::default(); MASK_CHUNKS];
+    let chunks = classify_head(buf, &mut masks);
+    let masks = &masks[..chunks];
+    let hm = HeadMasks::new(masks);
+    // Special bytes (CR, LF, CTLs) in order, by clearing the lowest bit.
+    let mut c = i / 64;
+    let Some(first) = masks.get(c) else {
+        return Ok((i, false));
+    };
+    let mut special = first.special & (!0u64 << (i % 64));
+    let mut next_special = || -> Option<usize> {
+        while special == 0 {
+            c += 1;
+            special = masks.get(c)?.special;
+        }
+        let at = c * 64 + special.trailing_zeros() as usize;
+        special &= special - 1;
+        Some(at)
+    };
+    loop {
+        if i + 2 == end {
+            // The final CRLF (guaranteed by find_header_end).
+            return Ok((end, true));
+        }
+        let (Some(cr), Some(lf)) = (next_special(), next_special()) else {
+            return Ok((i, false));
+        };
+        if lf != cr + 1 || buf[cr] != b'\r' || buf[lf] != b'\n' {
+            return Ok((i, false));
+        }
+        let Some(colon) = hm.next(MaskKind::Colon, i) else {
+            return Ok((i, false));
+        };
+        if colon == i
+            || colon > cr
+            || hm.next(MaskKind::NonTchar, i) != Some(colon)
+            || *n >= max_headers
+        {
+            return Ok((i, false));
+        }
+        let mut v0 = colon + 1;
+        while v0 < cr && matches!(buf[v0], b' ' | b'\t') {
+            v0 += 1;
+        }
+        let mut v1 = cr;
+        while v1 > v0 && matches!(buf[v1 - 1], b' ' | b'\t') {
+            v1 -= 1;
+        }
+        spans[*n] = HeaderSpan {
+            name: (i as u32, colon as u32),
+            value: (v0 as u32, v1 as u32),
+        };
+        *n += 1;
+        st.field(&buf[i..colon], &buf[v0..v1])?;
+        i = lf + 1;
+    }
+}
+
+/// Checks the framing decided by the fields and builds the head.
+#[inline]
+fn finish(
+    len: usize,
+    method: (u32, u32),
+    target: (u32, u32),
+    version: Version,
+    headers: usize,
+    st: &Fields,
+    limits: &Limits,
+) -> Result<Head, ParseError> {
+    if st.chunked && st.content_length.is_some() {
         return Err(ParseError::ContentLengthWithTransferEncoding);
     }
-    if te_seen && version == Version::Http10 {
+    if st.te_seen && version == Version::Http10 {
         return Err(ParseError::UnsupportedTransferEncoding);
     }
-    if hosts > 1 {
+    if st.hosts > 1 {
         return Err(ParseError::DuplicateHost);
     }
-    if hosts == 0 && version == Version::Http11 {
+    if st.hosts == 0 && version == Version::Http11 {
         return Err(ParseError::MissingHost);
     }
-    let body = if chunked {
+    let body = if st.chunked {
         BodyKind::Chunked
     } else {
-        match content_length {
+        match st.content_length {
             Some(0) | None => BodyKind::None,
             Some(len) if len > limits.max_body => return Err(ParseError::BodyTooLarge),
             Some(len) => BodyKind::Length(len),
         }
     };
     let keep_alive = match version {
-        Version::Http11 => !conn_close,
-        _ => conn_keep_alive && !conn_close,
+        Version::Http11 => !st.conn_close,
+        _ => st.conn_keep_alive && !st.conn_close,
     };
-    Ok(Some(Head {
-        len: i,
+    Ok(Head {
+        len,
         method,
         target,
         version,
-        headers: n,
+        headers,
         body,
         keep_alive,
-        expect_continue,
-    }))
+        expect_continue: st.expect_continue,
+    })
 }
 
 fn version_error(v: &[u8]) -> ParseError {
@@ -899,6 +1024,61 @@ mod tests {
             b"GET / HTTP/1.1\r\nHost: a\r\nConnection: foo, close\r\n\r\n"
         ));
         assert!(ka(b"\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"));
+    }
+
+    /// The structural fast path and the line parser agree on every complete
+    /// head: same verdict, same spans.
+    #[test]
+    fn fast_path_matches_line_parser() {
+        let seeds: &[&[u8]] = &[
+            b"GET /a HTTP/1.1\r\nHost: x\r\nA: b\r\nCookie: k=v; k2=v2\r\nX-Long: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\nConnection: close\r\nExpect: 100-continue\r\n\r\n",
+            b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n",
+        ];
+        let limits = Limits {
+            max_headers: 6,
+            ..Limits::default()
+        };
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut rnd = |n: usize| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % n.max(1) as u64) as usize
+        };
+        let bytes: &[u8] = b"\r\n \t:\0\x7f\x80aZ,;=";
+        for _ in 0..20000 {
+            let mut v = seeds[rnd(seeds.len())].to_vec();
+            let body_start = v.len() - 4;
+            for _ in 0..rnd(4) {
+                let at = 16 + rnd(body_start - 16);
+                match rnd(3) {
+                    0 => v[at] = bytes[rnd(bytes.len())],
+                    1 => v.insert(at, bytes[rnd(bytes.len())]),
+                    _ => {
+                        v.remove(at);
+                    }
+                }
+            }
+            if rnd(3) == 0 {
+                let extra =
+                    b"X-Pad: 0123456789abcdef0123456789abcdef0123456789abcdef\r\n".repeat(rnd(40));
+                let at = v.iter().position(|&b| b == b'\n').unwrap_or(0) + 1;
+                v.splice(at..at, extra);
+            }
+            let Some(end) = find_header_end(&v) else {
+                continue;
+            };
+            let head = &v[..end];
+            let mut a = [HeaderSpan::default(); 100];
+            let mut b = [HeaderSpan::default(); 100];
+            let fast = parse_lines(head, 0, true, &limits, &mut a);
+            let slow = parse_lines(head, 0, false, &limits, &mut b);
+            assert_eq!(fast, slow, "{:?}", String::from_utf8_lossy(head));
+            if let Ok(Some(h)) = fast {
+                assert_eq!(a[..h.headers], b[..h.headers]);
+            }
+        }
     }
 
     #[test]
