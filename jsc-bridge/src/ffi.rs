@@ -92,6 +92,8 @@ extern "C" {
 
     /// GLib-API option setter (`jsc/JSCOptions.h`); must run before the first VM exists.
     pub fn jsc_options_set_boolean(option: *const c_char, value: i32) -> i32;
+    /// GLib-API option setter for size options (`gsize`).
+    pub fn jsc_options_set_size(option: *const c_char, value: usize) -> i32;
 
     pub fn JSEvaluateScript(
         ctx: JSContextRef,
