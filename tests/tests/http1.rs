@@ -249,16 +249,13 @@ fn handler_panic_is_a_500() {
 
 #[test]
 fn access_log_lines() {
-    let s = Server::start(&["--access-log"]);
-    let (ok, _, _) = curl(&[&s.url("/json?q=1")]);
+    let s = Server::start(&["--access-log", "--test-routes"]);
+    let (ok, _, _) = curl(&[&s.url("/json?q=1"), &s.url("/delay?ms=20")]);
     assert!(ok);
     let t0 = Instant::now();
-    while !s
-        .stdout
-        .lock()
-        .unwrap()
-        .contains("\"GET /json?q=1\" 200 27")
-    {
+    let logged = |line: &str| s.stdout.lock().unwrap().contains(line);
+    // Deferred requests are logged when they complete, with their status.
+    while !logged("\"GET /json?q=1\" 200 27") || !logged("\"GET /delay?ms=20\" 200 8") {
         assert!(
             t0.elapsed() < Duration::from_secs(3),
             "log: {}",

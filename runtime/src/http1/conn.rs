@@ -53,6 +53,9 @@ struct Pending {
     head_only: bool,
     http10: bool,
     keep_alive: bool,
+    /// `METHOD target` for the access log line written at completion
+    /// (deferred requests, access log on).
+    log: Option<Vec<u8>>,
 }
 
 /// One HTTP/1.1 server connection, without the socket.
@@ -319,7 +322,13 @@ impl Conn {
     }
 
     /// Completes a deferred request. `false` if `seq` is not deferred here.
-    pub fn complete(&mut self, seq: u32, resp: OwnedResponse, date: &[u8]) -> bool {
+    pub fn complete(
+        &mut self,
+        seq: u32,
+        resp: OwnedResponse,
+        date: &[u8],
+        log: Option<&mut Vec<u8>>,
+    ) -> bool {
         let Some(idx) = self
             .pending
             .iter()
@@ -351,6 +360,9 @@ impl Conn {
             res.header(n, v);
         }
         res.send(&resp.body);
+        if let (Some(log), Some(line)) = (log, &self.pending[idx].log) {
+            log_line(log, self.peer, line, b"", status, resp.body.len() as u64);
+        }
         if direct {
             self.pending.pop_front();
             if !keep_alive {
@@ -524,6 +536,7 @@ impl Conn {
                 head_only: false,
                 http10: false,
                 keep_alive: false,
+                log: None,
             });
         }
         if let Some(log) = env.log.as_deref_mut() {
@@ -601,6 +614,7 @@ impl Conn {
                         head_only,
                         http10,
                         keep_alive,
+                        log: None,
                     });
                 } else {
                     self.file = file;
@@ -612,6 +626,13 @@ impl Conn {
             Handled::Deferred => {
                 res.discard();
                 keep_alive = res.keep_alive;
+                let log = env.log.is_some().then(|| {
+                    let mut l = Vec::with_capacity(method.len() + 1 + target.len().min(512));
+                    l.extend_from_slice(method);
+                    l.push(b' ');
+                    l.extend(target.iter().take(512));
+                    l
+                });
                 self.pending.push_back(Pending {
                     seq,
                     ready: None,
@@ -619,16 +640,15 @@ impl Conn {
                     head_only,
                     http10,
                     keep_alive,
+                    log,
                 });
             }
         }
         if let Some(log) = env.log.as_deref_mut() {
-            let status = if handled == Handled::Deferred {
-                0
-            } else {
-                status
-            };
-            log_line(log, self.peer, method, target, status, body_len);
+            // Deferred requests are logged when they complete.
+            if handled == Handled::Done {
+                log_line(log, self.peer, method, target, status, body_len);
+            }
         }
         if !keep_alive {
             self.stop_reading = true;
@@ -655,8 +675,10 @@ fn log_line(
     use std::io::Write;
     let _ = write!(log, "{peer} \"");
     log.extend_from_slice(method);
-    log.push(b' ');
-    log.extend(target.iter().take(512));
+    if !target.is_empty() {
+        log.push(b' ');
+        log.extend(target.iter().take(512));
+    }
     let _ = writeln!(log, "\" {status} {bytes}");
 }
 

@@ -529,6 +529,11 @@ impl Worker {
             slots: &mut self.slots,
             dirty: &mut self.dirty,
             date: self.date.get(),
+            log: if self.cfg.access_log {
+                Some(&mut self.log)
+            } else {
+                None
+            },
         };
         self.handler.tick(&mut CompletionSink::new(&mut sink));
         let mut dirty = std::mem::take(&mut self.dirty);
@@ -629,6 +634,7 @@ struct Sink<'a> {
     slots: &'a mut Vec<Slot>,
     dirty: &'a mut Vec<u32>,
     date: &'a [u8],
+    log: Option<&'a mut Vec<u8>>,
 }
 
 impl Complete for Sink<'_> {
@@ -642,7 +648,10 @@ impl Complete for Sink<'_> {
         let Some(l) = s.live.as_mut() else {
             return false;
         };
-        if !l.conn.complete(id.seq, response, self.date) {
+        if !l
+            .conn
+            .complete(id.seq, response, self.date, self.log.as_deref_mut())
+        {
             return false;
         }
         if !l.dirty {
