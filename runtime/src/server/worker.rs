@@ -26,8 +26,10 @@ const LINGER: Duration = Duration::from_millis(500);
 /// Size of a pooled input buffer (heads and pipelined batches up to this
 /// size need no other memory).
 const IN_BUF: usize = 4096;
-/// Most buffers kept in each pool.
-const POOL_MAX: usize = 1024;
+/// Most buffers kept in each pool (bounds what a burst leaves behind).
+const POOL_MAX: usize = 256;
+/// Output buffers that grew beyond this are freed instead of pooled.
+const OUT_KEEP: usize = 16 * 1024;
 /// How long accepting pauses when the process is out of descriptors.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -441,7 +443,7 @@ impl Worker {
             if inb.len() == self.in_size && self.pool_in.len() < POOL_MAX {
                 self.pool_in.push(inb);
             }
-            if outb.capacity() <= 64 * 1024 && self.pool_out.len() < POOL_MAX {
+            if outb.capacity() <= OUT_KEEP && self.pool_out.len() < POOL_MAX {
                 self.pool_out.push(outb);
             }
         }
@@ -572,7 +574,7 @@ impl Worker {
             if inb.len() == self.in_size && self.pool_in.len() < POOL_MAX {
                 self.pool_in.push(inb);
             }
-            if outb.capacity() <= 64 * 1024 && self.pool_out.len() < POOL_MAX {
+            if outb.capacity() <= OUT_KEEP && self.pool_out.len() < POOL_MAX {
                 self.pool_out.push(outb);
             }
         }
