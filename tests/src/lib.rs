@@ -29,8 +29,14 @@ pub fn marg_bin() -> PathBuf {
         let mut cmd = Command::new(cargo);
         cmd.args(["build", "--quiet", "-p", "marg", "--bin", "marg"])
             .env("CARGO_TARGET_DIR", &target_dir);
-        if profile_dir.file_name().is_some_and(|n| n == "release") {
-            cmd.arg("--release");
+        match profile_dir.file_name().and_then(|n| n.to_str()) {
+            Some("debug") | None => {}
+            Some("release") => {
+                cmd.arg("--release");
+            }
+            Some(other) => {
+                cmd.args(["--profile", other]);
+            }
         }
         let st = cmd.status().expect("run cargo build -p marg");
         assert!(st.success(), "cargo build -p marg failed");
