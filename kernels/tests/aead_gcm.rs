@@ -83,7 +83,7 @@ impl Rng {
     }
 }
 
-fn ring_seal(key: &[u8], nonce: &[u8; 12], aad: &[u8], data: &mut Vec<u8>) -> Vec<u8> {
+fn ring_seal(key: &[u8], nonce: &[u8; 12], aad: &[u8], data: &mut [u8]) -> Vec<u8> {
     use ring::aead;
     let alg = if key.len() == 16 {
         &aead::AES_128_GCM
