@@ -1,6 +1,10 @@
-//! The `marg` binary. The JavaScript bridge plugs in here:
-//! `runtime::cli::main(Some(jsc_bridge::load))` once it is a dependency.
+//! The `marg` binary: the runtime's command line, with the JavaScript
+//! bridge as its app loader when the `js` feature (default) is on.
 
 fn main() -> std::process::ExitCode {
-    runtime::cli::main(Some(jsc_bridge::load))
+    #[cfg(feature = "js")]
+    let js: Option<runtime::cli::JsLoader> = Some(jsc_bridge::load);
+    #[cfg(not(feature = "js"))]
+    let js: Option<runtime::cli::JsLoader> = None;
+    runtime::cli::main(js)
 }
