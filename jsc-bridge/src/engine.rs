@@ -384,6 +384,18 @@ impl Engine {
         if !js::is_object(ctx, tick) || !js::is_object(ctx, load_main) {
             return Err(LoadError::Internal("prelude: no tick/loadMain".into()));
         }
+        let on_rejection = js::get_prop(ctx, api as JSObjectRef, "onUnhandledRejection");
+        if js::is_object(ctx, on_rejection) {
+            let mut e: JSValueRef = ptr::null();
+            // SAFETY: ctx and the function are live; JSC keeps its own reference to it.
+            unsafe {
+                JSGlobalContextSetUnhandledRejectionCallback(
+                    ctx,
+                    on_rejection as JSObjectRef,
+                    &mut e,
+                )
+            };
+        }
         // SAFETY: tick is a live object; unprotected in Drop.
         unsafe { JSValueProtect(ctx, tick) };
         self.tick_fn = tick as JSObjectRef;

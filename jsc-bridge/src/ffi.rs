@@ -81,6 +81,11 @@ extern "C" {
     pub fn JSGlobalContextRelease(ctx: JSGlobalContextRef);
     pub fn JSContextGetGlobalObject(ctx: JSContextRef) -> JSObjectRef;
     pub fn JSGlobalContextSetName(ctx: JSGlobalContextRef, name: JSStringRef);
+    pub fn JSGlobalContextSetUnhandledRejectionCallback(
+        ctx: JSGlobalContextRef,
+        function: JSObjectRef,
+        exception: *mut JSValueRef,
+    );
 
     pub fn JSContextGroupSetExecutionTimeLimit(
         group: JSContextGroupRef,

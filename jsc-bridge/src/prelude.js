@@ -1394,5 +1394,11 @@
     loadFile(file);
   }
 
-  return { tick, loadMain };
+  // Promises that reject with nobody listening (not handler promises: those go to the error
+  // handlers) are logged.
+  function onUnhandledRejection(promise, reason) {
+    consoleObj.error('Unhandled promise rejection:', reason);
+  }
+
+  return { tick, loadMain, onUnhandledRejection };
 })

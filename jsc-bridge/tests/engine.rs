@@ -488,3 +488,12 @@ fn runaway_promise_continuation_gets_503() {
     assert_eq!(get(&mut e, "/loop").status, 503);
     assert_eq!(text(&get(&mut e, "/ok")), "ok");
 }
+
+#[test]
+fn unhandled_rejection_does_not_break_the_vm() {
+    let (_d, mut e) = app(
+        "Marg.get('/', (req, res) => { Promise.reject(new Error('floating')); res.send('fine'); });",
+    );
+    assert_eq!(text(&get(&mut e, "/")), "fine");
+    assert_eq!(text(&get(&mut e, "/")), "fine");
+}
