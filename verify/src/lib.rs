@@ -11,6 +11,7 @@
 //! every `cargo test`) and the time-bounded `marg-verify fuzz` command, which
 //! prints a seed that reproduces any mismatch.
 
+pub mod aead;
 pub mod guard;
 pub mod http1;
 
@@ -59,7 +60,9 @@ pub trait Subject: Sync {
 
 /// Every subject, one per kernel.
 pub fn subjects() -> Vec<&'static dyn Subject> {
-    http1::subjects()
+    let mut all = http1::subjects();
+    all.extend(aead::subjects());
+    all
 }
 
 /// Looks a subject up by kernel name.
