@@ -25,6 +25,7 @@
 //! branch-free over all 16 bytes.
 
 pub mod asm;
+pub mod chacha_reference;
 pub mod reference;
 
 use asm::{CryptFn, GhashFn};
