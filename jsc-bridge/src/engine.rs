@@ -99,6 +99,9 @@ struct Pending {
     method: u8,
     method_other: Vec<u8>,
     flags: u32,
+    /// Answered by JS in the current VM entry; kept until the entry ends so that code that
+    /// runs after `res.send` in the same tick can still read headers and the peer address.
+    answered: bool,
 }
 
 /// Shared-memory slots (see the module docs and prelude.js).
@@ -207,6 +210,8 @@ pub(crate) struct State {
     pending: Slab,
     queue: Vec<u64>,
     done: Vec<(RequestId, OwnedResponse)>,
+    /// Ids answered by JS during the current entry (released when it ends).
+    answered: Vec<u64>,
     /// Ids answered or abandoned on the Rust side, to tell JS at the next tick.
     dropped: Vec<u64>,
     timeouts: VecDeque<(Instant, u64)>,
@@ -296,6 +301,7 @@ impl Engine {
             pending: Slab::default(),
             queue: Vec::new(),
             done: Vec::new(),
+            answered: Vec::new(),
             dropped: Vec::new(),
             timeouts: VecDeque::new(),
             start: Instant::now(),
@@ -524,6 +530,7 @@ impl Engine {
             method,
             method_other,
             flags,
+            answered: false,
         });
         st.queue.push(id);
     }
@@ -683,6 +690,21 @@ impl Engine {
             }
             break;
         }
+        self.release_answered();
+    }
+
+    /// Frees the requests JS answered during the entry that just ended.
+    fn release_answered(&mut self) {
+        // SAFETY: state is live; no JS runs now.
+        let st = unsafe { &mut *self.state };
+        let mut ids = std::mem::take(&mut st.answered);
+        for &id in &ids {
+            if let Some(p) = st.pending.remove(id) {
+                st.recycle(p);
+            }
+        }
+        ids.clear();
+        st.answered = ids;
     }
 
     /// After the watchdog stopped an entry inside the microtask drain that follows it, JSC
@@ -813,6 +835,9 @@ impl Engine {
     fn finish_with(&mut self, id: u64, status: u16, body: &[u8]) {
         // SAFETY: state is live; no JS runs now.
         let st = unsafe { &mut *self.state };
+        if st.pending.get(id).is_some_and(|p| p.answered) {
+            return;
+        }
         if let Some(p) = st.pending.remove(id) {
             st.dropped.push(id);
             let resp = OwnedResponse::new(status, body.to_vec())
@@ -1093,10 +1118,15 @@ unsafe extern "C" fn native_respond(
     exception: *mut JSValueRef,
 ) -> JSValueRef {
     native(ctx, argc, argv, exception, |st, a| {
-        let id = st.shared[SH_RESP_ID];
-        let Some(p) = st.pending.remove(id as u64) else {
-            return Ok(st.js_false);
+        let id = st.shared[SH_RESP_ID] as u64;
+        let rid = match st.pending.get_mut(id) {
+            Some(p) if !p.answered => {
+                p.answered = true;
+                p.rid
+            }
+            _ => return Ok(st.js_false),
         };
+        st.answered.push(id);
         let status = st.shared[SH_RESP_STATUS];
         let status = if (100.0..1000.0).contains(&status) {
             status as u16
@@ -1137,14 +1167,13 @@ unsafe extern "C" fn native_respond(
             body.extend_from_slice(bytes);
         }
         st.done.push((
-            p.rid,
+            rid,
             OwnedResponse {
                 status,
                 headers,
                 body,
             },
         ));
-        st.recycle(p);
         Ok(st.js_true)
     })
 }

@@ -497,3 +497,23 @@ fn unhandled_rejection_does_not_break_the_vm() {
     assert_eq!(text(&get(&mut e, "/")), "fine");
     assert_eq!(text(&get(&mut e, "/")), "fine");
 }
+
+#[test]
+fn headers_readable_after_send_in_the_same_tick() {
+    let (_d, mut e) = app("let seen = '';\n\
+         Marg.use((req, res, next) => { next(); seen = req.get('x-late') + ' ' + req.ip; });\n\
+         Marg.get('/a', (req, res) => res.send('a'));\n\
+         Marg.get('/seen', (req, res) => res.send(seen));");
+    push(
+        &mut e,
+        1,
+        &Req {
+            method: "GET",
+            target: "/a",
+            headers: &[("X-Late", "yes")],
+            body: b"",
+        },
+    );
+    run(&mut e, Duration::from_secs(1));
+    assert_eq!(text(&get(&mut e, "/seen")), "yes 127.0.0.1");
+}
