@@ -89,3 +89,235 @@ fn wycheproof_reference() {
     eprintln!("wycheproof chacha20-poly1305 (reference): {passed} passed, {skipped} skipped (nonce != 96 bits)");
     assert!(passed > 200);
 }
+
+use kernels::aead::{ChaCha20Poly1305, ChaChaKernels};
+
+/// The variants to test; prints those skipped on this host.
+fn variants() -> Vec<ChaChaKernels> {
+    let (run, skipped) = ChaChaKernels::runnable();
+    if !skipped.is_empty() {
+        eprintln!("chacha20: variants skipped on this CPU: {skipped:?}");
+    }
+    assert!(!run.is_empty());
+    run
+}
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next() as u8).collect()
+    }
+}
+
+#[test]
+fn rfc8439_2_8_2_aead_kernels() {
+    let key: [u8; 32] = hex(RFC_KEY).try_into().unwrap();
+    let nonce: [u8; 12] = hex(RFC_NONCE).try_into().unwrap();
+    for v in variants() {
+        let k = ChaCha20Poly1305::with_kernels(&key, v);
+        let mut buf = RFC_PT.to_vec();
+        let tag = k.seal_in_place(&nonce, &hex(RFC_AAD), &mut buf);
+        assert_eq!(buf, hex(RFC_CT), "{}", v.variant);
+        assert_eq!(tag.to_vec(), hex(RFC_TAG), "{}", v.variant);
+        k.open_in_place(&nonce, &hex(RFC_AAD), &mut buf, &tag)
+            .unwrap();
+        assert_eq!(buf, RFC_PT);
+    }
+}
+
+#[test]
+fn wycheproof_kernels() {
+    use wycheproof::aead::{TestName, TestSet};
+    let set = TestSet::load(TestName::ChaCha20Poly1305).unwrap();
+    for v in variants() {
+        let (mut passed, mut skipped) = (0, 0);
+        for group in &set.test_groups {
+            for t in &group.tests {
+                if t.nonce.len() != 12 || t.key.len() != 32 || t.tag.len() != 16 {
+                    skipped += 1;
+                    continue;
+                }
+                let key: [u8; 32] = t.key[..].try_into().unwrap();
+                let nonce: [u8; 12] = t.nonce[..].try_into().unwrap();
+                let k = ChaCha20Poly1305::with_kernels(&key, v);
+                let mut buf = t.pt.to_vec();
+                let tag = k.seal_in_place(&nonce, &t.aad, &mut buf);
+                let sealed_ok = buf == *t.ct && tag[..] == *t.tag;
+                let mut c = t.ct.to_vec();
+                let opened = k.open_in_place(&nonce, &t.aad, &mut c, &t.tag).is_ok();
+                assert_eq!(sealed_ok, opened, "{}: tcId {}", v.variant, t.tc_id);
+                let ok = opened && c == *t.pt;
+                assert_eq!(
+                    ok,
+                    t.result != wycheproof::TestResult::Invalid,
+                    "{}: tcId {}",
+                    v.variant,
+                    t.tc_id
+                );
+                passed += 1;
+            }
+        }
+        eprintln!(
+            "wycheproof chacha20-poly1305 ({}): {passed} passed, {skipped} skipped",
+            v.variant
+        );
+    }
+}
+
+fn ring_seal(key: &[u8; 32], nonce: &[u8; 12], aad: &[u8], data: &mut [u8]) -> Vec<u8> {
+    use ring::aead;
+    let k = aead::LessSafeKey::new(aead::UnboundKey::new(&aead::CHACHA20_POLY1305, key).unwrap());
+    k.seal_in_place_separate_tag(
+        aead::Nonce::assume_unique_for_key(*nonce),
+        aead::Aad::from(aad),
+        data,
+    )
+    .unwrap()
+    .as_ref()
+    .to_vec()
+}
+
+fn check_case(
+    v: ChaChaKernels,
+    key: &[u8; 32],
+    nonce: &[u8; 12],
+    aad: &[u8],
+    pt: &[u8],
+    with_reference: bool,
+) {
+    let k = ChaCha20Poly1305::with_kernels(key, v);
+    let n = pt.len();
+    let name = v.variant;
+    let mut ct = pt.to_vec();
+    let tag = k.seal_in_place(nonce, aad, &mut ct);
+    let mut ring_ct = pt.to_vec();
+    let ring_tag = ring_seal(key, nonce, aad, &mut ring_ct);
+    assert!(ct == ring_ct, "{name}: ct differs from ring, len {n}");
+    assert_eq!(
+        tag.to_vec(),
+        ring_tag,
+        "{name}: tag differs from ring, len {n}"
+    );
+    if with_reference {
+        let mut r = pt.to_vec();
+        let rt = reference::seal(key, nonce, aad, &mut r);
+        assert!(
+            r == ct && rt == tag,
+            "{name}: differs from the reference, len {n}"
+        );
+    }
+    let mut out = vec![0u8; n];
+    assert_eq!(k.seal(nonce, aad, pt, &mut out), tag);
+    assert!(out == ct, "{name}: out-of-place, len {n}");
+    let mut back = vec![0u8; n];
+    k.open(nonce, aad, &ct, &mut back, &tag).unwrap();
+    assert!(back == pt);
+    let mut inplace = ct.clone();
+    k.open_in_place(nonce, aad, &mut inplace, &tag).unwrap();
+    assert!(inplace == pt, "{name}: open, len {n}");
+}
+
+#[test]
+fn differential_edge_lengths() {
+    let mut rng = Rng(11);
+    let mut lens: Vec<usize> = (0..=80).collect();
+    for chunk in [192usize, 384, 1024] {
+        for k in 1..=2 {
+            for d in [-65isize, -64, -63, -1, 0, 1, 63, 64, 65] {
+                lens.push(((chunk * k) as isize + d) as usize);
+            }
+        }
+    }
+    for v in variants() {
+        for &n in &lens {
+            let key: [u8; 32] = rng.bytes(32).try_into().unwrap();
+            let nonce: [u8; 12] = rng.bytes(12).try_into().unwrap();
+            let aad_len = rng.below(70);
+            let aad = rng.bytes(aad_len);
+            let pt = rng.bytes(n);
+            check_case(v, &key, &nonce, &aad, &pt, n <= 700);
+        }
+    }
+}
+
+#[test]
+fn differential_random_lengths_to_64k() {
+    let mut rng = Rng(12);
+    for v in variants() {
+        for i in 0..16 {
+            let n = if i == 0 { 65536 } else { rng.below(65537) };
+            let key: [u8; 32] = rng.bytes(32).try_into().unwrap();
+            let nonce: [u8; 12] = rng.bytes(12).try_into().unwrap();
+            let aad_len = rng.below(600);
+            let aad = rng.bytes(aad_len);
+            let pt = rng.bytes(n);
+            check_case(v, &key, &nonce, &aad, &pt, i < 2);
+        }
+    }
+}
+
+#[test]
+fn counter_wraps_at_32_bits_like_the_reference() {
+    // RFC 8439 leaves the block counter 32 bits; crossing 2^32 must wrap the
+    // counter word alone, in every lane of every variant.
+    let key = [9u8; 32];
+    let nonce = [3u8; 12];
+    for v in variants() {
+        let mut want = vec![0u8; 64 * 40];
+        reference::chacha20_xor(&key, u32::MAX - 20, &nonce, &mut want);
+        let mut got = vec![0u8; 64 * 40];
+        kernels::aead::chacha::chacha20_xor_for_tests(v, &key, u32::MAX - 20, &nonce, &mut got);
+        assert!(got == want, "{}", v.variant);
+    }
+}
+
+#[test]
+fn every_single_bit_flip_is_rejected() {
+    let mut rng = Rng(13);
+    for v in variants() {
+        for n in [0usize, 1, 64, 100, 1350] {
+            let key: [u8; 32] = rng.bytes(32).try_into().unwrap();
+            let k = ChaCha20Poly1305::with_kernels(&key, v);
+            let nonce: [u8; 12] = rng.bytes(12).try_into().unwrap();
+            let aad = rng.bytes(13);
+            let mut ct = rng.bytes(n);
+            let tag = k.seal_in_place(&nonce, &aad, &mut ct);
+            for bit in 0..128 {
+                let mut t = tag;
+                t[bit / 8] ^= 1 << (bit % 8);
+                let mut b = ct.clone();
+                assert!(
+                    k.open_in_place(&nonce, &aad, &mut b, &t).is_err(),
+                    "{} tag bit {bit}",
+                    v.variant
+                );
+                assert!(b.iter().all(|&x| x == 0));
+            }
+            let bits: Vec<usize> = if n <= 100 {
+                (0..8 * n).collect()
+            } else {
+                (0..256).map(|_| rng.below(8 * n)).collect()
+            };
+            for bit in bits {
+                let mut b = ct.clone();
+                b[bit / 8] ^= 1 << (bit % 8);
+                assert!(
+                    k.open_in_place(&nonce, &aad, &mut b, &tag).is_err(),
+                    "{} ct bit {bit}",
+                    v.variant
+                );
+            }
+        }
+    }
+}

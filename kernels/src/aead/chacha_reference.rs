@@ -175,8 +175,8 @@ pub fn poly1305(key: &[u8; 32], msg: &[u8]) -> [u8; 16] {
     }
     let t = acc.add(&s);
     let mut out = [0u8; 16];
-    for i in 0..16 {
-        out[i] = (t.0[i / 4] >> (8 * (i % 4))) as u8;
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = (t.0[i / 4] >> (8 * (i % 4))) as u8;
     }
     out
 }

@@ -25,8 +25,12 @@
 //! branch-free over all 16 bytes.
 
 pub mod asm;
+pub mod chacha;
+pub mod chacha_asm;
 pub mod chacha_reference;
 pub mod reference;
+
+pub use chacha::{ChaCha20Poly1305, ChaChaKernels};
 
 use asm::{CryptFn, GhashFn};
 use marg_gen::rt::{KernelMeta, SelectError};
@@ -38,6 +42,8 @@ pub static REGISTRY: &[&KernelMeta] = &[
     asm::GHASH.meta(),
     asm::AES_GCM_SEAL.meta(),
     asm::AES_GCM_OPEN.meta(),
+    chacha_asm::CHACHA20_XOR.meta(),
+    chacha_asm::POLY1305_BLOCKS.meta(),
 ];
 
 /// Selects and places every kernel of the family.
@@ -48,6 +54,8 @@ pub fn init() -> Result<Vec<(&'static str, &'static str)>, SelectError> {
         ("ghash", asm::GHASH.init()?.name),
         ("aes_gcm_seal", asm::AES_GCM_SEAL.init()?.name),
         ("aes_gcm_open", asm::AES_GCM_OPEN.init()?.name),
+        ("chacha20_xor", chacha_asm::CHACHA20_XOR.init()?.name),
+        ("poly1305_blocks", chacha_asm::POLY1305_BLOCKS.init()?.name),
     ])
 }
 

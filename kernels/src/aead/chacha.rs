@@ -1,0 +1,279 @@
+//! ChaCha20-Poly1305 (RFC 8439) on the [`chacha_asm`](super::chacha_asm)
+//! kernels: one ChaCha20 pass (whole blocks in the kernel, a final partial
+//! block from one keystream block) and one Poly1305 pass over the padded
+//! AAD, the ciphertext and the lengths. The final Poly1305 reduction and
+//! `+ s` are constant-time Rust (`u64`/`u128` arithmetic, masks, no
+//! branches on data).
+
+use super::chacha_asm::{self as asm, ChaChaFn, PolyFn};
+use super::{check_tag, Unauthentic, NONCE_LEN, TAG_LEN};
+use marg_gen::rt::SelectError;
+
+/// The ChaCha20 kernel variant (Poly1305 has only `baseline`).
+#[derive(Clone, Copy, Debug)]
+pub struct ChaChaKernels {
+    /// The ChaCha20 variant's name.
+    pub variant: &'static str,
+    chacha: ChaChaFn,
+    poly: PolyFn,
+}
+
+impl ChaChaKernels {
+    /// The variants this CPU selects.
+    ///
+    /// # Panics
+    /// If selection fails (a forced variant the CPU lacks).
+    pub fn selected() -> ChaChaKernels {
+        ChaChaKernels {
+            variant: asm::CHACHA20_XOR
+                .selected()
+                .map(|v| v.name)
+                .unwrap_or("unknown"),
+            chacha: asm::CHACHA20_XOR.get(),
+            poly: asm::POLY1305_BLOCKS.get(),
+        }
+    }
+
+    /// The ChaCha20 variant `name`.
+    pub fn variant(name: &'static str) -> Result<ChaChaKernels, SelectError> {
+        Ok(ChaChaKernels {
+            variant: name,
+            chacha: asm::CHACHA20_XOR.variant(name)?,
+            poly: asm::POLY1305_BLOCKS.get(),
+        })
+    }
+
+    /// Every variant this host can run, and the names of those skipped.
+    pub fn runnable() -> (Vec<ChaChaKernels>, Vec<&'static str>) {
+        let mut run = Vec::new();
+        let mut skipped = Vec::new();
+        for v in asm::CHACHA20_XOR.meta().variants {
+            match ChaChaKernels::variant(v.name) {
+                Ok(k) => run.push(k),
+                Err(_) => skipped.push(v.name),
+            }
+        }
+        (run, skipped)
+    }
+}
+
+/// The 16-word ChaCha20 input state, aligned as the SSE kernel's loads need.
+#[repr(C, align(64))]
+struct State([u32; 16]);
+
+/// Poly1305 accumulator and key: `[h0, h1, h2, r0, r1]`, plus `s`.
+struct Poly {
+    st: [u64; 5],
+    s: u128,
+    f: PolyFn,
+}
+
+impl Poly {
+    fn new(otk: &[u8; 32], f: PolyFn) -> Poly {
+        let r = u128::from_le_bytes(otk[..16].try_into().unwrap())
+            & 0x0fff_fffc_0fff_fffc_0fff_fffc_0fff_ffff;
+        Poly {
+            st: [0, 0, 0, r as u64, (r >> 64) as u64],
+            s: u128::from_le_bytes(otk[16..].try_into().unwrap()),
+            f,
+        }
+    }
+
+    /// Absorbs `data` zero-padded to whole 16-byte blocks.
+    fn update_padded(&mut self, data: &[u8]) {
+        let whole = data.len() / 16;
+        // SAFETY: reads `whole` blocks of `data`; writes only `st`.
+        unsafe { (self.f)(self.st.as_mut_ptr(), data.as_ptr(), whole, 1) };
+        let rest = &data[whole * 16..];
+        if !rest.is_empty() {
+            let mut block = [0u8; 16];
+            block[..rest.len()].copy_from_slice(rest);
+            // SAFETY: one block from a local buffer.
+            unsafe { (self.f)(self.st.as_mut_ptr(), block.as_ptr(), 1, 1) };
+        }
+    }
+
+    /// `(h mod p) + s mod 2^128`, branch-free.
+    fn finish(&self) -> [u8; 16] {
+        let [h0, h1, h2, _, _] = self.st;
+        // g = h + 5 - 2^130; use g iff it did not go negative.
+        let (g0, c) = h0.overflowing_add(5);
+        let (g1, c) = h1.overflowing_add(u64::from(c));
+        let g2 = h2.wrapping_add(u64::from(c));
+        let mask = 0u64.wrapping_sub(g2 >> 2); // all ones iff h + 5 >= 2^130
+        let f0 = (h0 & !mask) | (g0 & mask);
+        let f1 = (h1 & !mask) | (g1 & mask);
+        let h = u128::from(f0) | (u128::from(f1) << 64);
+        h.wrapping_add(self.s).to_le_bytes()
+    }
+}
+
+/// ChaCha20-Poly1305 under one 32-byte key.
+pub struct ChaCha20Poly1305 {
+    key: [u8; 32],
+    kernels: ChaChaKernels,
+}
+
+impl Drop for ChaCha20Poly1305 {
+    fn drop(&mut self) {
+        // SAFETY: `key` is valid for writes; volatile so the wipe stays.
+        unsafe { core::ptr::write_volatile(&mut self.key, [0; 32]) };
+    }
+}
+
+impl ChaCha20Poly1305 {
+    /// A key with the selected kernels.
+    pub fn new(key: &[u8; 32]) -> ChaCha20Poly1305 {
+        ChaCha20Poly1305::with_kernels(key, ChaChaKernels::selected())
+    }
+
+    /// A key with the given kernel variant.
+    pub fn with_kernels(key: &[u8; 32], kernels: ChaChaKernels) -> ChaCha20Poly1305 {
+        ChaCha20Poly1305 { key: *key, kernels }
+    }
+
+    fn state(&self, counter: u32, nonce: &[u8; NONCE_LEN]) -> State {
+        let mut s = [0u32; 16];
+        s[..4].copy_from_slice(&[0x6170_7865, 0x3320_646e, 0x7962_2d32, 0x6b20_6574]);
+        for i in 0..8 {
+            s[4 + i] = u32::from_le_bytes(self.key[4 * i..4 * i + 4].try_into().unwrap());
+        }
+        s[12] = counter;
+        for i in 0..3 {
+            s[13 + i] = u32::from_le_bytes(nonce[4 * i..4 * i + 4].try_into().unwrap());
+        }
+        State(s)
+    }
+
+    /// `out = in ^ keystream` from block counter `counter`; `inp == None`
+    /// means in place.
+    fn xor(&self, st: &mut State, inp: Option<&[u8]>, out: &mut [u8]) {
+        let whole = out.len() / 64;
+        let src = inp.map_or(out.as_ptr(), |i| i.as_ptr());
+        // SAFETY: reads `whole` blocks at `src` (`out` itself or a slice of
+        // the same length) and writes them at `out`; `st` is aligned.
+        unsafe { (self.kernels.chacha)(st.0.as_ptr(), src, out.as_mut_ptr(), whole) };
+        let rest = out.len() - whole * 64;
+        if rest > 0 {
+            st.0[12] = st.0[12].wrapping_add(whole as u32);
+            let mut ks = [0u8; 64];
+            let p = ks.as_mut_ptr();
+            // SAFETY: one block in and out of a local buffer.
+            unsafe { (self.kernels.chacha)(st.0.as_ptr(), p, p, 1) };
+            let tail_in = inp.map_or(&out[whole * 64..], |i| &i[whole * 64..]);
+            let mut t = [0u8; 64];
+            t[..rest].copy_from_slice(tail_in);
+            for ((o, i), k) in out[whole * 64..].iter_mut().zip(&t).zip(&ks) {
+                *o = i ^ k;
+            }
+        }
+    }
+
+    fn crypt(
+        &self,
+        seal: bool,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        inp: Option<&[u8]>,
+        out: &mut [u8],
+    ) -> [u8; TAG_LEN] {
+        let mut st = self.state(0, nonce);
+        let mut block0 = [0u8; 64];
+        let p = block0.as_mut_ptr();
+        // SAFETY: one block in and out of a local buffer.
+        unsafe { (self.kernels.chacha)(st.0.as_ptr(), p, p, 1) };
+        let mut poly = Poly::new(block0[..32].try_into().unwrap(), self.kernels.poly);
+        block0.fill(0);
+        poly.update_padded(aad);
+        if !seal {
+            poly.update_padded(inp.unwrap_or(out));
+        }
+        st.0[12] = 1;
+        self.xor(&mut st, inp, out);
+        if seal {
+            poly.update_padded(out);
+        }
+        let mut lens = [0u8; 16];
+        lens[..8].copy_from_slice(&(aad.len() as u64).to_le_bytes());
+        lens[8..].copy_from_slice(&(out.len() as u64).to_le_bytes());
+        poly.update_padded(&lens);
+        poly.finish()
+    }
+
+    /// Encrypts `buf` in place; returns the tag.
+    pub fn seal_in_place(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        buf: &mut [u8],
+    ) -> [u8; TAG_LEN] {
+        self.crypt(true, nonce, aad, None, buf)
+    }
+
+    /// Encrypts `input` into `output` (same length); returns the tag.
+    ///
+    /// # Panics
+    /// If the lengths differ.
+    pub fn seal(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        input: &[u8],
+        output: &mut [u8],
+    ) -> [u8; TAG_LEN] {
+        assert_eq!(
+            input.len(),
+            output.len(),
+            "seal: input and output lengths differ"
+        );
+        self.crypt(true, nonce, aad, Some(input), output)
+    }
+
+    /// Checks `tag` and decrypts `buf` in place (zeroed on a mismatch).
+    pub fn open_in_place(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        buf: &mut [u8],
+        tag: &[u8],
+    ) -> Result<(), Unauthentic> {
+        let want = self.crypt(false, nonce, aad, None, buf);
+        check_tag(&want, tag, buf)
+    }
+
+    /// Checks `tag` and decrypts `input` into `output` (zeroed on a mismatch).
+    ///
+    /// # Panics
+    /// If the lengths differ.
+    pub fn open(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        input: &[u8],
+        output: &mut [u8],
+        tag: &[u8],
+    ) -> Result<(), Unauthentic> {
+        assert_eq!(
+            input.len(),
+            output.len(),
+            "open: input and output lengths differ"
+        );
+        let want = self.crypt(false, nonce, aad, Some(input), output);
+        check_tag(&want, tag, output)
+    }
+}
+
+/// Raw ChaCha20 (`data ^= keystream` from block `counter`) with the given
+/// variant, for tests of the counter wrap; not part of the AEAD API.
+#[doc(hidden)]
+pub fn chacha20_xor_for_tests(
+    v: ChaChaKernels,
+    key: &[u8; 32],
+    counter: u32,
+    nonce: &[u8; 12],
+    data: &mut [u8],
+) {
+    let k = ChaCha20Poly1305::with_kernels(key, v);
+    let mut st = k.state(counter, nonce);
+    k.xor(&mut st, None, data);
+}

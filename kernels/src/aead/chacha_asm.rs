@@ -1,0 +1,365 @@
+//! The ChaCha20 and Poly1305 kernels in `marg_asm!`.
+//!
+//! | kernel | computes | variants |
+//! |---|---|---|
+//! | [`CHACHA20_XOR`] | `out = in ^ ChaCha20(state, counter..)` over whole 64-byte blocks | `baseline` (SSSE3, xmm), `avx2` (ymm), `avx512` (zmm) |
+//! | [`POLY1305_BLOCKS`] | the Poly1305 accumulator over whole 16-byte blocks | `baseline` (scalar `mul`) |
+//!
+//! ## ChaCha20: one source for three widths
+//!
+//! Each block is kept "horizontally": its four rows `a, b, c, d` (4 words
+//! each) in four registers, one block per 16-byte lane, so a register holds
+//! `L = W/16` blocks. The quarter rounds of the four columns run in
+//! parallel across the words of a lane; the diagonal rounds rotate rows
+//! `b, c, d` by 1, 2, 3 words (`pshufd`) first and back afterwards.
+//! `K` such register quads are interleaved for instruction-level parallelism
+//! (3 at W=16/32 — 12 state registers plus rotation scratch fill the 16 of
+//! SSE/AVX2 — and 4 at W=64), so one iteration makes `K·L` blocks: 3, 6
+//! and 16.
+//!
+//! Rotations: by 16 and 8 with `pshufb` ([`ROT16`], [`ROT8`]), by 12 and 7
+//! with two shifts and an OR; AVX-512 has `vprold` for all four.
+//!
+//! Storing: at W=16 each quad is one block, rows in order. At W=32 lane `j`
+//! of every row is block `2q + j`: `vperm2i128` pairs rows (a,b) and (c,d)
+//! of one lane. At W=64 the four rows × four lanes are a 4×4 transpose of
+//! 16-byte lanes: two rounds of `vshufi32x4`.
+//!
+//! Leftover blocks (fewer than `K·L`) go one at a time through quad 0 (only
+//! lane 0 is used).
+//!
+//! The initial state (16 words, counter in word 12) is broadcast into a
+//! 64-byte-aligned stack frame, rows at `frame + r·W`; the counter row is
+//! advanced there by `K·L` per iteration (32-bit wrap, as RFC 8439).
+//!
+//! | role | baseline | avx2 | avx512 |
+//! |---|---|---|---|
+//! | quad q rows a, b, c, d | v{4q}..v{4q+3}, q < 3 | same | q < 4 (zmm0-15) |
+//! | rotation scratch | v12-v14 | v12-v14 | — (`vprold`) |
+//! | store scratch | v12-v15 | v12-v15 | zmm16-21 |
+//! | double-round counter | r8d | r8d | r8d |
+//!
+//! ## Poly1305
+//!
+//! Radix 2^64: `h = h0 + h1·2^64 + h2·2^128` (h2 a few bits), `r = r0 +
+//! r1·2^64` clamped so that `4 | r1`, hence `r1·2^128 = (5·r1/4)·2^... mod
+//! p`: with `s1 = r1 + r1/4`,
+//!
+//! ```text
+//! h·r mod p = (h0·r0 + h1·s1) + (h0·r1 + h1·r0 + h2·s1)·2^64 + (h2·r0)·2^128
+//! ```
+//!
+//! then the bits from 2^130 up are folded back times 5 (partial reduction:
+//! the result stays below 2^131). Final reduction and `+ s` are done by the
+//! caller in constant-time Rust. Vectorised Poly1305 (AVX2 radix 2^26, or
+//! AVX-512 IFMA) is future work; see the book chapter.
+//!
+//! Constant time: every branch tests a length; no address depends on data.
+
+use marg_macros::marg_asm;
+
+/// `(state, in, out, blocks)`: ChaCha20 of whole blocks from the 16-word
+/// state (64-byte aligned; the counter in word 12).
+pub type ChaChaFn = unsafe extern "sysv64" fn(*const u32, *const u8, *mut u8, usize);
+/// `(st, data, blocks, padbit)`: Poly1305 over whole blocks; `st` is
+/// `[h0, h1, h2, r0, r1]`.
+pub type PolyFn = unsafe extern "sysv64" fn(*mut u64, *const u8, usize, u64);
+
+marg_asm! {
+    // pshufb masks rotating each dword left by 16 / 8 bits.
+    data ROT16: [u8; 64] align 64 = [
+        2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13,
+        2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13,
+        2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13,
+        2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13,
+    ];
+    data ROT8: [u8; 64] align 64 = [
+        3, 0, 1, 2, 7, 4, 5, 6, 11, 8, 9, 10, 15, 12, 13, 14,
+        3, 0, 1, 2, 7, 4, 5, 6, 11, 8, 9, 10, 15, 12, 13, 14,
+        3, 0, 1, 2, 7, 4, 5, 6, 11, 8, 9, 10, 15, 12, 13, 14,
+        3, 0, 1, 2, 7, 4, 5, 6, 11, 8, 9, 10, 15, 12, 13, 14,
+    ];
+    // Lane k = the value k in its low dword (the block-counter word).
+    data BLOCK_INC: [u32; 80] align 64 = [
+        0, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0,
+        4, 0, 0, 0, 5, 0, 0, 0, 6, 0, 0, 0, 7, 0, 0, 0,
+        8, 0, 0, 0, 9, 0, 0, 0, 10, 0, 0, 0, 11, 0, 0, 0,
+        12, 0, 0, 0, 13, 0, 0, 0, 14, 0, 0, 0, 15, 0, 0, 0,
+        16, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    ];
+
+    // Blocks per register, quads in flight, blocks per iteration.
+    const L = W / 16;
+    const K = 3 + W / 64;
+    const PB = K * L;
+
+    macro vload(d, m) {
+        if W == 16 { movdqu d, m } else if W == 32 { vmovdqu d, m } else { vmovdqu8 d, m }
+    }
+    macro vstore(m, s) {
+        if W == 16 { movdqu m, s } else if W == 32 { vmovdqu m, s } else { vmovdqu8 m, s }
+    }
+    macro vxor(d, s) {
+        if W == 16 { pxor d, s } else if W == 32 { vpxor d, d, s } else { vpxord d, d, s }
+    }
+    macro vadd32(d, s) {
+        if W == 16 { paddd d, s } else { vpaddd d, d, s }
+    }
+    macro vbroadcast16(d, m) {
+        if W == 16 { movdqu d, m } else if W == 32 { vbroadcasti128 d, m } else { vbroadcasti32x4 d, m }
+    }
+    macro vshufd(d, imm) {
+        if W == 16 { pshufd d, d, imm } else { vpshufd d, d, imm }
+    }
+    // d = d rotated left by 16 / 8 (per dword)
+    macro rotl16(d) {
+        if W == 16 { pshufb d, [ROT16] } else if W == 32 { vpshufb d, d, [ROT16] } else { vprold d, d, 16 }
+    }
+    macro rotl8(d) {
+        if W == 16 { pshufb d, [ROT8] } else if W == 32 { vpshufb d, d, [ROT8] } else { vprold d, d, 8 }
+    }
+    // d = d rotated left by n (per dword); t scratch
+    macro rotl(d, n, t) {
+        if W == 16 {
+            movdqa t, d
+            pslld d, n
+            psrld t, 32 - n
+            por d, t
+        } else if W == 32 {
+            vpsrld t, d, 32 - n
+            vpslld d, d, n
+            vpor d, d, t
+        } else {
+            vprold d, d, n
+        }
+    }
+
+    // The four quarter-round steps on rows (a, b, c, d) of quads 0..nq.
+    macro half_round(nq) {
+        for q in 0..nq { vadd32!(v{4 * q}, v{4 * q + 1}) }          // a += b
+        for q in 0..nq { vxor!(v{4 * q + 3}, v{4 * q}) }            // d ^= a
+        for q in 0..nq { rotl16!(v{4 * q + 3}) }                    // d <<<= 16
+        for q in 0..nq { vadd32!(v{4 * q + 2}, v{4 * q + 3}) }      // c += d
+        for q in 0..nq { vxor!(v{4 * q + 1}, v{4 * q + 2}) }        // b ^= c
+        for q in 0..nq { rotl!(v{4 * q + 1}, 12, v{12 + q}) }       // b <<<= 12
+        for q in 0..nq { vadd32!(v{4 * q}, v{4 * q + 1}) }          // a += b
+        for q in 0..nq { vxor!(v{4 * q + 3}, v{4 * q}) }            // d ^= a
+        for q in 0..nq { rotl8!(v{4 * q + 3}) }                     // d <<<= 8
+        for q in 0..nq { vadd32!(v{4 * q + 2}, v{4 * q + 3}) }      // c += d
+        for q in 0..nq { vxor!(v{4 * q + 1}, v{4 * q + 2}) }        // b ^= c
+        for q in 0..nq { rotl!(v{4 * q + 1}, 7, v{12 + q}) }        // b <<<= 7
+    }
+
+    // One double round (columns, then diagonals) of quads 0..nq.
+    macro double_round(nq) {
+        half_round!(nq)
+        for q in 0..nq {
+            vshufd!(v{4 * q + 1}, 0x39)     // b = b1 b2 b3 b0
+            vshufd!(v{4 * q + 2}, 0x4e)     // c = c2 c3 c0 c1
+            vshufd!(v{4 * q + 3}, 0x93)     // d = d3 d0 d1 d2
+        }
+        half_round!(nq)
+        for q in 0..nq {
+            vshufd!(v{4 * q + 1}, 0x93)
+            vshufd!(v{4 * q + 2}, 0x4e)
+            vshufd!(v{4 * q + 3}, 0x39)
+        }
+    }
+
+    /// `out = in ^ ChaCha20 keystream` for `blocks` whole 64-byte blocks,
+    /// block counter starting at `state[12]` (RFC 8439; 32-bit wrap).
+    /// `out` may equal `inp`.
+    #[secret]
+    #[stack = 256]
+    pub fn chacha20_xor(state: *const u32, inp: *const u8, out: *mut u8, blocks: usize) {
+        variants {
+            baseline(level = baseline, width = 16),
+            avx2(level = avx2, width = 32),
+            avx512(level = avx512, width = 64),
+        }
+        let dround = r8
+        // Broadcast the four state rows into the frame.
+        for r in 0..4 {
+            vbroadcast16!(v{r}, [state + 16 * r])
+            vstore!([frame + r * W], v{r})
+        }
+    main_loop:
+        cmp blocks, PB
+        jb tail
+        for q in 0..K {
+            for r in 0..4 {
+                vload!(v{4 * q + r}, [frame + r * W])
+            }
+            vadd32!(v{4 * q + 3}, [BLOCK_INC + q * W])   // lane j: counter + qL + j
+        }
+        mov gpr32(dround), 10
+    rounds:
+        double_round!(K)
+        dec gpr32(dround)
+        jnz rounds
+        // Add the input state, xor with the input, store.
+        for q in 0..K {
+            for r in 0..4 {
+                vadd32!(v{4 * q + r}, [frame + r * W])
+            }
+            vadd32!(v{4 * q + 3}, [BLOCK_INC + q * W])
+        }
+        if W == 16 {
+            for q in 0..K {
+                for r in 0..4 {
+                    movdqu xmm12, [inp + 64 * q + 16 * r]
+                    pxor v{4 * q + r}, xmm12
+                    movdqu [out + 64 * q + 16 * r], v{4 * q + r}
+                }
+            }
+        } else if W == 32 {
+            for q in 0..K {
+                vperm2i128 v12, v{4 * q}, v{4 * q + 1}, 0x20       // block 2q: rows a, b
+                vperm2i128 v13, v{4 * q + 2}, v{4 * q + 3}, 0x20   // block 2q: rows c, d
+                vperm2i128 v14, v{4 * q}, v{4 * q + 1}, 0x31       // block 2q+1: rows a, b
+                vperm2i128 v15, v{4 * q + 2}, v{4 * q + 3}, 0x31   // block 2q+1: rows c, d
+                vpxor v12, v12, [inp + 128 * q]
+                vpxor v13, v13, [inp + 128 * q + 32]
+                vpxor v14, v14, [inp + 128 * q + 64]
+                vpxor v15, v15, [inp + 128 * q + 96]
+                vmovdqu [out + 128 * q], v12
+                vmovdqu [out + 128 * q + 32], v13
+                vmovdqu [out + 128 * q + 64], v14
+                vmovdqu [out + 128 * q + 96], v15
+            }
+        } else {
+            for q in 0..K {
+                vshufi32x4 zmm16, v{4 * q}, v{4 * q + 1}, 0x44      // a0 a1 b0 b1
+                vshufi32x4 zmm17, v{4 * q + 2}, v{4 * q + 3}, 0x44  // c0 c1 d0 d1
+                vshufi32x4 zmm18, v{4 * q}, v{4 * q + 1}, 0xee      // a2 a3 b2 b3
+                vshufi32x4 zmm19, v{4 * q + 2}, v{4 * q + 3}, 0xee  // c2 c3 d2 d3
+                vshufi32x4 zmm20, zmm16, zmm17, 0x88                // block 4q:   a0 b0 c0 d0
+                vshufi32x4 zmm21, zmm16, zmm17, 0xdd                // block 4q+1: a1 b1 c1 d1
+                vpxord zmm20, zmm20, [inp + 256 * q]
+                vpxord zmm21, zmm21, [inp + 256 * q + 64]
+                vmovdqu8 [out + 256 * q], zmm20
+                vmovdqu8 [out + 256 * q + 64], zmm21
+                vshufi32x4 zmm20, zmm18, zmm19, 0x88                // block 4q+2
+                vshufi32x4 zmm21, zmm18, zmm19, 0xdd                // block 4q+3
+                vpxord zmm20, zmm20, [inp + 256 * q + 128]
+                vpxord zmm21, zmm21, [inp + 256 * q + 192]
+                vmovdqu8 [out + 256 * q + 128], zmm20
+                vmovdqu8 [out + 256 * q + 192], zmm21
+            }
+        }
+        // counter row += PB in every lane
+        vbroadcast16!(v12, [BLOCK_INC + 16 * PB])
+        vload!(v13, [frame + 3 * W])
+        vadd32!(v13, v12)
+        vstore!([frame + 3 * W], v13)
+        add inp, 64 * PB
+        add out, 64 * PB
+        sub blocks, PB
+        jmp main_loop
+    tail:
+        test blocks, blocks
+        jz done
+    tail_block:
+        for r in 0..4 {
+            vload!(v{r}, [frame + r * W])
+        }
+        mov gpr32(dround), 10
+    tail_rounds:
+        double_round!(1)
+        dec gpr32(dround)
+        jnz tail_rounds
+        for r in 0..4 {
+            vadd32!(v{r}, [frame + r * W])
+            vload!(xmm(v12), [inp + 16 * r])
+            vxor!(xmm(v{r}), xmm(v12))
+            vstore!([out + 16 * r], xmm(v{r}))
+        }
+        vload!(v13, [frame + 3 * W])
+        vadd32!(v13, [BLOCK_INC + 16])     // lane 0: counter + 1 (other lanes unused now)
+        vstore!([frame + 3 * W], v13)
+        add inp, 64
+        add out, 64
+        dec blocks
+        jnz tail_block
+    done:
+        ret
+    }
+
+    /// Poly1305 over `blocks` whole 16-byte blocks at `data`, each with the
+    /// 2^128 bit set when `padbit` is 1: `h = (h + m)·r mod 2^130 - 5`
+    /// (partially reduced). `st` = `[h0, h1, h2, r0, r1]`, r clamped.
+    #[secret]
+    pub fn poly1305_blocks(st: *mut u64, data: *const u8, blocks: usize, padbit: u64) {
+        variants {
+            baseline(level = baseline),
+        }
+        let n = r15
+        let h0 = r14
+        let h1 = rbx
+        let h2 = rbp
+        let r0 = r11
+        let r1 = r13
+        let s1 = r12
+        let d1 = r8
+        let d2 = r9
+        let d3 = r10
+        mov n, blocks                       // (rdx is clobbered by mul)
+        test n, n
+        jnz start
+        ret                                 // (a separate exit: the callee-saved check
+    start:                                  //  does not merge saved/unsaved paths)
+        mov h0, [st]
+        mov h1, [st + 8]
+        mov h2, [st + 16]
+        mov r0, [st + 24]
+        mov r1, [st + 32]
+        mov s1, r1
+        shr s1, 2
+        add s1, r1                          // s1 = 5·r1/4 (4 | r1)
+    next_block:
+        add h0, [data]                      // h += m (+ padbit·2^128)
+        adc h1, [data + 8]
+        adc h2, padbit
+        mov rax, r1
+        mul h0                              // h0·r1
+        mov d2, rax
+        mov rax, r0
+        mov d3, rdx
+        mul h0                              // h0·r0
+        mov h0, rax
+        mov rax, r0
+        mov d1, rdx
+        mul h1                              // h1·r0
+        add d2, rax
+        mov rax, s1
+        adc d3, rdx
+        mul h1                              // h1·s1 (= h1·r1·2^128 mod p)
+        mov h1, h2
+        add h0, rax
+        adc d1, rdx
+        imul h1, s1                         // h2·s1 (small h2)
+        add d2, h1
+        mov h1, d1
+        adc d3, 0
+        imul h2, r0                         // h2·r0
+        add h1, d2
+        mov rax, -4
+        adc d3, h2
+        // fold bits >= 2^130 back: (d3 >> 2)·2^130 = 5·(d3 >> 2)
+        and rax, d3
+        mov h2, d3
+        shr d3, 2
+        and h2, 3
+        add rax, d3
+        add h0, rax
+        adc h1, 0
+        adc h2, 0
+        add data, 16
+        dec n
+        jnz next_block
+        mov [st], h0
+        mov [st + 8], h1
+        mov [st + 16], h2
+        ret
+    }
+}
