@@ -453,7 +453,7 @@ impl Engine {
             *const JSValueRef,
             *mut JSValueRef,
         ) -> JSValueRef;
-        let fns: [(&str, Cb); 10] = [
+        let fns: [(&str, Cb); 11] = [
             ("respond", native_respond),
             ("headers", native_headers),
             ("ip", native_ip),
@@ -464,6 +464,7 @@ impl Engine {
             ("readFile", native_read_file),
             ("resolve", native_resolve),
             ("compile", native_compile),
+            ("env", native_env),
         ];
         for (name, cb) in fns {
             let n = JsString::new(name);
@@ -1320,6 +1321,29 @@ unsafe extern "C" fn native_utf8_decode(
             Err(_) => String::from_utf8_lossy(bytes),
         };
         Ok(js::make_string(ctx, &text))
+    })
+}
+
+/// `env()`: the process environment as `NAME=value\0` entries (for `process.env`).
+unsafe extern "C" fn native_env(
+    ctx: JSContextRef,
+    _f: JSObjectRef,
+    _this: JSObjectRef,
+    argc: usize,
+    argv: *const JSValueRef,
+    exception: *mut JSValueRef,
+) -> JSValueRef {
+    native(ctx, argc, argv, exception, |_, _| {
+        let mut out = String::new();
+        for (k, v) in std::env::vars_os() {
+            if let (Some(k), Some(v)) = (k.to_str(), v.to_str()) {
+                out.push_str(k);
+                out.push('=');
+                out.push_str(v);
+                out.push('\0');
+            }
+        }
+        Ok(js::make_string(ctx, &out))
     })
 }
 

@@ -256,8 +256,19 @@
 
   G.global = G;
   if (typeof G.process !== 'object') {
+    let env;
     G.process = {
-      env: {},
+      get env() {
+        if (env === undefined) {
+          env = {};
+          for (const e of native.env().split('\0')) {
+            const i = e.indexOf('=');
+            if (i > 0) env[e.slice(0, i)] = e.slice(i + 1);
+          }
+        }
+        return env;
+      },
+      set env(v) { env = v; },
       argv: ['marg'],
       platform: 'linux',
       version: 'v0.0.0-marg',

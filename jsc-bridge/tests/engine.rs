@@ -517,3 +517,9 @@ fn headers_readable_after_send_in_the_same_tick() {
     run(&mut e, Duration::from_secs(1));
     assert_eq!(text(&get(&mut e, "/seen")), "yes 127.0.0.1");
 }
+
+#[test]
+fn process_env() {
+    let (_d, mut e) = app("Marg.get('/', (req, res) => res.send(typeof process.env.PATH + ' ' + process.env.NOPE_NOT_SET));");
+    assert_eq!(text(&get(&mut e, "/")), "string undefined");
+}
