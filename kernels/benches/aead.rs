@@ -141,5 +141,106 @@ fn aes256gcm(c: &mut Criterion) {
     gcm(c, 32);
 }
 
-criterion_group!(benches, aes128gcm, aes256gcm);
+fn chacha20poly1305(c: &mut Criterion) {
+    use chacha20poly1305::aead::{AeadInPlace, KeyInit};
+    use kernels::aead::{chacha_reference, ChaCha20Poly1305, ChaChaKernels};
+    let key = [0x42u8; 32];
+    let nonce = [7u8; 12];
+    let (variants, skipped) = ChaChaKernels::runnable();
+    if !skipped.is_empty() {
+        eprintln!("aead bench: chacha20 variants skipped on this CPU: {skipped:?}");
+    }
+    let ring_key = ring::aead::LessSafeKey::new(
+        ring::aead::UnboundKey::new(&ring::aead::CHACHA20_POLY1305, &key).unwrap(),
+    );
+    let rc = chacha20poly1305::ChaCha20Poly1305::new_from_slice(&key).unwrap();
+    for op in ["seal", "open"] {
+        let mut g = c.benchmark_group(format!("chacha20poly1305_{op}"));
+        g.warm_up_time(Duration::from_millis(300));
+        g.measurement_time(Duration::from_secs(1));
+        for &n in &SIZES {
+            g.throughput(Throughput::Bytes(n as u64));
+            let mut buf = vec![0x5au8; n];
+            for v in &variants {
+                let k = ChaCha20Poly1305::with_kernels(&key, *v);
+                g.bench_with_input(
+                    BenchmarkId::new(format!("marg/{}", v.variant), n),
+                    &n,
+                    |b, _| {
+                        if op == "seal" {
+                            b.iter(|| black_box(k.seal_in_place(&nonce, &AAD, &mut buf)))
+                        } else {
+                            b.iter(|| {
+                                black_box(k.open_in_place(&nonce, &AAD, &mut buf, &[0; 16]).is_ok())
+                            })
+                        }
+                    },
+                );
+            }
+            g.bench_with_input(BenchmarkId::new("ring", n), &n, |b, _| {
+                if op == "seal" {
+                    b.iter(|| {
+                        let n = ring::aead::Nonce::assume_unique_for_key(nonce);
+                        black_box(
+                            ring_key
+                                .seal_in_place_separate_tag(n, ring::aead::Aad::from(AAD), &mut buf)
+                                .unwrap(),
+                        )
+                    })
+                } else {
+                    let tag = ring::aead::Tag::from([0u8; 16]);
+                    b.iter(|| {
+                        let n = ring::aead::Nonce::assume_unique_for_key(nonce);
+                        black_box(
+                            ring_key
+                                .open_in_place_separate_tag(
+                                    n,
+                                    ring::aead::Aad::from(AAD),
+                                    tag,
+                                    &mut buf,
+                                    0..,
+                                )
+                                .is_ok(),
+                        )
+                    })
+                }
+            });
+            g.bench_with_input(BenchmarkId::new("rustcrypto", n), &n, |b, _| {
+                let nonce = chacha20poly1305::Nonce::from(nonce);
+                let tag = chacha20poly1305::Tag::from([0u8; 16]);
+                if op == "seal" {
+                    b.iter(|| {
+                        black_box(
+                            rc.encrypt_in_place_detached(&nonce, &AAD, &mut buf)
+                                .unwrap(),
+                        )
+                    })
+                } else {
+                    b.iter(|| {
+                        black_box(
+                            rc.decrypt_in_place_detached(&nonce, &AAD, &mut buf, &tag)
+                                .is_ok(),
+                        )
+                    })
+                }
+            });
+            if n <= 1350 {
+                g.bench_with_input(BenchmarkId::new("reference", n), &n, |b, _| {
+                    if op == "seal" {
+                        b.iter(|| black_box(chacha_reference::seal(&key, &nonce, &AAD, &mut buf)))
+                    } else {
+                        b.iter(|| {
+                            black_box(chacha_reference::open(
+                                &key, &nonce, &AAD, &mut buf, &[0; 16],
+                            ))
+                        })
+                    }
+                });
+            }
+        }
+        g.finish();
+    }
+}
+
+criterion_group!(benches, aes128gcm, aes256gcm, chacha20poly1305);
 criterion_main!(benches);

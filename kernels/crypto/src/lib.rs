@@ -2,11 +2,12 @@
 //!
 //! `TLS13_AES_128_GCM_SHA256` and `TLS13_AES_256_GCM_SHA384` seal and open
 //! records with [`kernels::aead::AesGcm`] (AES-NI/VAES + (V)PCLMULQDQ, the
-//! variant this CPU selects). Everything else — HKDF and the transcript
-//! hashes of those suites, key exchange, signatures, randomness, the
-//! ChaCha20-Poly1305 suite and the TLS 1.2 suites — comes from rustls' *ring*
-//! provider. On a CPU without AES-NI the AES suites fall back to ring's
-//! (constant-time) implementation, so the provider always works.
+//! variant this CPU selects), `TLS13_CHACHA20_POLY1305_SHA256` with
+//! [`kernels::aead::ChaCha20Poly1305`]. Everything else — HKDF and the
+//! transcript hashes of those suites, key exchange, signatures, randomness
+//! and the TLS 1.2 suites — comes from rustls' *ring* provider. On a CPU
+//! without AES-NI the AES suites fall back to ring's (constant-time)
+//! implementation, so the provider always works.
 //!
 //! ```
 //! let config = rustls::ClientConfig::builder_with_provider(marg_crypto::provider().into())
@@ -18,7 +19,7 @@
 //! QUIC packet and header protection are not provided yet (`quic: None`):
 //! QUIC handshakes fall back to ring's suites.
 
-use kernels::aead::{AesGcm, TAG_LEN};
+use kernels::aead::{AesGcm, ChaCha20Poly1305, TAG_LEN};
 use rustls::crypto::cipher::{
     make_tls13_aad, AeadKey, InboundOpaqueMessage, InboundPlainMessage, Iv, MessageDecrypter,
     MessageEncrypter, Nonce, OutboundOpaqueMessage, OutboundPlainMessage, PrefixedPayload,
@@ -44,19 +45,28 @@ pub fn provider() -> CryptoProvider {
     p
 }
 
-/// The TLS 1.3 suites that run on Marg's kernels on this CPU (empty without
-/// AES-NI/PCLMULQDQ).
+/// The TLS 1.3 suites that run on Marg's kernels on this CPU (the AES-GCM
+/// ones only with AES-NI/PCLMULQDQ).
 pub fn cipher_suites() -> &'static [SupportedCipherSuite] {
     static SUITES: OnceLock<Vec<SupportedCipherSuite>> = OnceLock::new();
     SUITES.get_or_init(|| {
-        if !kernels::aead::aes_gcm_supported() {
-            return Vec::new();
-        }
         use rustls::crypto::ring::cipher_suite as ring_suites;
-        vec![
-            with_aead(ring_suites::TLS13_AES_256_GCM_SHA384, &AES_256_GCM),
-            with_aead(ring_suites::TLS13_AES_128_GCM_SHA256, &AES_128_GCM),
-        ]
+        let mut v = Vec::new();
+        if kernels::aead::aes_gcm_supported() {
+            v.push(with_aead(
+                ring_suites::TLS13_AES_256_GCM_SHA384,
+                &AES_256_GCM,
+            ));
+            v.push(with_aead(
+                ring_suites::TLS13_AES_128_GCM_SHA256,
+                &AES_128_GCM,
+            ));
+        }
+        v.push(with_aead(
+            ring_suites::TLS13_CHACHA20_POLY1305_SHA256,
+            &CHACHA20_POLY1305,
+        ));
+        v
     })
 }
 
@@ -79,6 +89,75 @@ fn with_aead(
     })))
 }
 
+/// A record-protection key of one of our AEADs.
+enum RecordKey {
+    Gcm(AesGcm),
+    ChaCha(ChaCha20Poly1305),
+}
+
+impl RecordKey {
+    fn seal_in_place(&self, nonce: &[u8; 12], aad: &[u8], buf: &mut [u8]) -> [u8; TAG_LEN] {
+        match self {
+            RecordKey::Gcm(k) => k.seal_in_place(nonce, aad, buf),
+            RecordKey::ChaCha(k) => k.seal_in_place(nonce, aad, buf),
+        }
+    }
+
+    fn open_in_place(&self, nonce: &[u8; 12], aad: &[u8], buf: &mut [u8], tag: &[u8]) -> bool {
+        match self {
+            RecordKey::Gcm(k) => k.open_in_place(nonce, aad, buf, tag).is_ok(),
+            RecordKey::ChaCha(k) => k.open_in_place(nonce, aad, buf, tag).is_ok(),
+        }
+    }
+}
+
+/// The ChaCha20-Poly1305 record AEAD.
+struct ChaChaAead;
+
+static CHACHA20_POLY1305: ChaChaAead = ChaChaAead;
+
+impl ChaChaAead {
+    fn key(key: &AeadKey) -> RecordKey {
+        let k: &[u8; 32] = key
+            .as_ref()
+            .try_into()
+            .expect("rustls passes key_len() bytes");
+        RecordKey::ChaCha(ChaCha20Poly1305::new(k))
+    }
+}
+
+impl Tls13AeadAlgorithm for ChaChaAead {
+    fn encrypter(&self, key: AeadKey, iv: Iv) -> Box<dyn MessageEncrypter> {
+        Box::new(RecordCipher {
+            key: ChaChaAead::key(&key),
+            iv,
+        })
+    }
+
+    fn decrypter(&self, key: AeadKey, iv: Iv) -> Box<dyn MessageDecrypter> {
+        Box::new(RecordCipher {
+            key: ChaChaAead::key(&key),
+            iv,
+        })
+    }
+
+    fn key_len(&self) -> usize {
+        32
+    }
+
+    fn extract_keys(
+        &self,
+        key: AeadKey,
+        iv: Iv,
+    ) -> Result<ConnectionTrafficSecrets, UnsupportedOperationError> {
+        Ok(ConnectionTrafficSecrets::Chacha20Poly1305 { key, iv })
+    }
+
+    fn fips(&self) -> bool {
+        false
+    }
+}
+
 /// The record AEAD of one AES-GCM suite.
 struct GcmAead {
     suite: CipherSuite,
@@ -97,15 +176,15 @@ static AES_256_GCM: GcmAead = GcmAead {
 impl Tls13AeadAlgorithm for GcmAead {
     fn encrypter(&self, key: AeadKey, iv: Iv) -> Box<dyn MessageEncrypter> {
         // rustls hands over exactly `key_len()` bytes.
-        Box::new(GcmRecordCipher {
-            key: AesGcm::new(key.as_ref()),
+        Box::new(RecordCipher {
+            key: RecordKey::Gcm(AesGcm::new(key.as_ref())),
             iv,
         })
     }
 
     fn decrypter(&self, key: AeadKey, iv: Iv) -> Box<dyn MessageDecrypter> {
-        Box::new(GcmRecordCipher {
-            key: AesGcm::new(key.as_ref()),
+        Box::new(RecordCipher {
+            key: RecordKey::Gcm(AesGcm::new(key.as_ref())),
             iv,
         })
     }
@@ -132,13 +211,13 @@ impl Tls13AeadAlgorithm for GcmAead {
     }
 }
 
-/// One direction of a TLS 1.3 AES-GCM record layer.
-struct GcmRecordCipher {
-    key: AesGcm,
+/// One direction of a TLS 1.3 record layer.
+struct RecordCipher {
+    key: RecordKey,
     iv: Iv,
 }
 
-impl MessageEncrypter for GcmRecordCipher {
+impl MessageEncrypter for RecordCipher {
     fn encrypt(
         &mut self,
         msg: OutboundPlainMessage<'_>,
@@ -165,7 +244,7 @@ impl MessageEncrypter for GcmRecordCipher {
     }
 }
 
-impl MessageDecrypter for GcmRecordCipher {
+impl MessageDecrypter for RecordCipher {
     fn decrypt<'a>(
         &mut self,
         mut msg: InboundOpaqueMessage<'a>,
@@ -178,9 +257,9 @@ impl MessageDecrypter for GcmRecordCipher {
         let nonce = Nonce::new(&self.iv, seq).0;
         let aad = make_tls13_aad(payload.len());
         let (ct, tag) = payload.split_at_mut(ct_len);
-        self.key
-            .open_in_place(&nonce, &aad, ct, tag)
-            .map_err(|_| Error::DecryptError)?;
+        if !self.key.open_in_place(&nonce, &aad, ct, tag) {
+            return Err(Error::DecryptError);
+        }
         payload.truncate(ct_len);
         msg.into_tls13_unpadded_message()
     }
