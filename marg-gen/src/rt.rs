@@ -13,8 +13,13 @@
 //! Selection, in order of precedence:
 //! 1. `MARG_KERNEL_<NAME>=<variant>` (e.g. `MARG_KERNEL_FIND_HEADER_END=baseline`)
 //!    forces exactly that variant of that kernel;
-//! 2. `MARG_KERNELS=<level>` (`baseline|avx2|avx2_vaes|avx512`) restricts every
-//!    kernel to variants whose features lie within that level;
+//! 2. `MARG_KERNELS=<level>` (`baseline|avx2|avx2_vaes|avx512`) forces, in
+//!    every kernel, the variant of that name, or — for a kernel without one —
+//!    its highest variant named after a lower level (an AES-GCM kernel has no
+//!    `avx2` variant, so `MARG_KERNELS=avx2` runs its `baseline` one, and an
+//!    HTTP kernel has no `avx2_vaes`, so that level runs its `avx2` one).
+//!    Kernels whose variants carry other names fall back to the variants
+//!    whose features lie within the level;
 //! 3. otherwise the variant with the largest feature set the host supports.
 //!
 //! Forcing something the CPU cannot run is an error, never a silent fallback.
@@ -174,13 +179,39 @@ impl KernelMeta {
         }
         let mut allowed = host;
         if let Some(l) = forced_level.filter(|s| !s.is_empty()) {
-            let set = level::by_name(l).ok_or_else(|| SelectError::UnknownLevel(l.to_string()))?;
+            let rank = level::ALL
+                .iter()
+                .position(|(n, _)| *n == l)
+                .ok_or_else(|| SelectError::UnknownLevel(l.to_string()))?;
+            let set = level::ALL[rank].1;
             let missing = set.difference(host);
             if !missing.is_empty() {
                 return Err(SelectError::LevelUnsupported {
                     level: l.to_string(),
                     missing,
                 });
+            }
+            // The variant named after the level, else the one named after
+            // the highest lower level.
+            let by_name = self
+                .variants
+                .iter()
+                .filter_map(|v| {
+                    let r = level::ALL.iter().position(|(n, _)| *n == v.name)?;
+                    (r <= rank).then_some((r, v))
+                })
+                .max_by_key(|(r, _)| *r)
+                .map(|(_, v)| v);
+            if let Some(v) = by_name {
+                let missing = v.features.difference(host);
+                if !missing.is_empty() {
+                    return Err(SelectError::VariantUnsupported {
+                        kernel: self.name,
+                        variant: v.name,
+                        missing,
+                    });
+                }
+                return Ok(v);
             }
             allowed = set;
         }
@@ -424,6 +455,61 @@ mod tests {
         let f = ADD.variant("baseline").unwrap();
         // SAFETY: ADD_CODE implements exactly this signature.
         assert_eq!(unsafe { f(40, 2) }, 42);
+    }
+
+    static AES_VARIANTS: [VariantMeta; 3] = [
+        VariantMeta {
+            name: "baseline",
+            features: level::BASELINE.with(Feature::Aes).with(Feature::Pclmulqdq),
+            width: 16,
+            code: &ADD_CODE,
+            code_len: 7,
+            listing: &[],
+        },
+        VariantMeta {
+            name: "avx2_vaes",
+            features: level::AVX2_VAES,
+            width: 32,
+            code: &ADD_CODE,
+            code_len: 7,
+            listing: &[],
+        },
+        VariantMeta {
+            name: "avx512",
+            features: level::AVX512,
+            width: 64,
+            code: &ADD_CODE,
+            code_len: 7,
+            listing: &[],
+        },
+    ];
+    static AES_META: KernelMeta = KernelMeta {
+        name: "aes",
+        signature: "",
+        doc: "",
+        secret: true,
+        variants: &AES_VARIANTS,
+    };
+
+    #[test]
+    fn forced_level_picks_by_name() {
+        let host = level::AVX512;
+        let pick = |l| AES_META.select_with(host, Some(l), None).map(|v| v.name);
+        assert_eq!(pick("baseline"), Ok("baseline"));
+        assert_eq!(pick("avx2"), Ok("baseline"));
+        assert_eq!(pick("avx2_vaes"), Ok("avx2_vaes"));
+        assert_eq!(pick("avx512"), Ok("avx512"));
+        // The named variant needs AES-NI, which the host lacks: an error,
+        // not a silent fallback.
+        assert!(matches!(
+            AES_META.select_with(level::AVX2, Some("baseline"), None),
+            Err(SelectError::VariantUnsupported { .. })
+        ));
+        assert_eq!(
+            META.select_with(host, Some("avx2_vaes"), None)
+                .map(|v| v.name),
+            Ok("baseline")
+        );
     }
 
     #[test]
