@@ -54,6 +54,13 @@ pub fn epoll_add(ep: RawFd, fd: RawFd, events: u32, token: u64) -> io::Result<()
     cvt(unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, fd, &mut ev) }).map(drop)
 }
 
+/// `epoll_ctl(MOD)`: replaces the interest set of `fd`.
+pub fn epoll_mod(ep: RawFd, fd: RawFd, events: u32, token: u64) -> io::Result<()> {
+    let mut ev = libc::epoll_event { events, u64: token };
+    // SAFETY: `ev` is a valid epoll_event for the duration of the call.
+    cvt(unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_MOD, fd, &mut ev) }).map(drop)
+}
+
 /// `epoll_ctl(DEL)`.
 pub fn epoll_del(ep: RawFd, fd: RawFd) {
     let mut ev = libc::epoll_event { events: 0, u64: 0 };

@@ -23,6 +23,12 @@ const TOKEN_MAILBOX: u64 = u64::MAX - 1;
 /// How long a closing connection keeps reading (and discarding) after its
 /// last response, so that the peer sees the response rather than a reset.
 const LINGER: Duration = Duration::from_millis(500);
+/// Interest set of a connection: readable and hang-up, edge-triggered.
+/// Writability is added only while a write is blocked (otherwise every ACK
+/// that frees send space would wake the loop).
+const READ_EVENTS: u32 = (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLET) as u32;
+const WRITE_EVENTS: u32 = READ_EVENTS | libc::EPOLLOUT as u32;
+
 /// Size of a pooled input buffer (heads and pipelined batches up to this
 /// size need no other memory).
 const IN_BUF: usize = 4096;
@@ -52,6 +58,8 @@ struct Live {
     linger_until: Option<Instant>,
     /// Queued in `Worker::dirty` (a deferred completion added output).
     dirty: bool,
+    /// EPOLLOUT is in the interest set (a write blocked).
+    want_write: bool,
 }
 
 struct Slot {
@@ -262,7 +270,7 @@ impl Worker {
             }
         };
         let generation = self.slots[slot as usize].generation;
-        let events = (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32;
+        let events = READ_EVENTS;
         if sys::epoll_add(self.ep.0, fd, events, token(slot, generation)).is_err() {
             sys::close(fd);
             self.free.push(slot);
@@ -279,6 +287,7 @@ impl Worker {
             wheel_at: None,
             linger_until: None,
             dirty: false,
+            want_write: false,
         });
         self.live += 1;
         self.schedule(slot);
@@ -345,6 +354,7 @@ impl Worker {
         }
         let mut drained = false;
         let mut dead = false;
+        let mut blocked = false;
         loop {
             let had_partial = l.conn.request_in_progress();
             let mut env = Env {
@@ -368,7 +378,10 @@ impl Worker {
             // Write everything queued: one write per batch of responses.
             match flush(l) {
                 Flush::Done => {}
-                Flush::Blocked => break,
+                Flush::Blocked => {
+                    blocked = true;
+                    break;
+                }
                 Flush::Error => {
                     dead = true;
                     break;
@@ -408,6 +421,18 @@ impl Worker {
                     break;
                 }
             }
+        }
+        if blocked != l.want_write {
+            // Watch writability only while output is stuck.
+            let events = if blocked { WRITE_EVENTS } else { READ_EVENTS };
+            let generation = self.slots[slot as usize].generation;
+            let Some(l) = self.slots[slot as usize].live.as_mut() else {
+                return;
+            };
+            if sys::epoll_mod(self.ep.0, l.fd, events, token(slot, generation)).is_err() {
+                dead = true;
+            }
+            l.want_write = blocked;
         }
         if dead {
             self.close_conn(slot);
