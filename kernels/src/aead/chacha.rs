@@ -1,11 +1,15 @@
 //! ChaCha20-Poly1305 (RFC 8439) on the [`chacha_asm`](super::chacha_asm)
-//! kernels: one ChaCha20 pass (whole blocks in the kernel, a final partial
-//! block from one keystream block) and one Poly1305 pass over the padded
-//! AAD, the ciphertext and the lengths. The final Poly1305 reduction and
-//! `+ s` are constant-time Rust (`u64`/`u128` arithmetic, masks, no
-//! branches on data).
+//! kernels. The bulk of a message goes through the fused kernel (ChaCha20
+//! of `PB` blocks per iteration with the scalar Poly1305 of `4·PB` blocks in
+//! its shadow): open hashes each chunk as it decrypts it; seal encrypts the
+//! first chunk alone and then hashes chunk `i - 1` while encrypting chunk
+//! `i`. What is left (the last chunk for seal, whole blocks short of a
+//! chunk, a final partial block) goes through the plain ChaCha20 and
+//! Poly1305 kernels. The final Poly1305 reduction and `+ s` are
+//! constant-time Rust (`u64`/`u128` arithmetic, masks, no branches on
+//! data).
 
-use super::chacha_asm::{self as asm, ChaChaFn, PolyFn};
+use super::chacha_asm::{self as asm, ChaChaFn, FusedFn, PolyFn};
 use super::{check_tag, Unauthentic, NONCE_LEN, TAG_LEN};
 use marg_gen::rt::SelectError;
 
@@ -15,30 +19,50 @@ pub struct ChaChaKernels {
     /// The ChaCha20 variant's name.
     pub variant: &'static str,
     chacha: ChaChaFn,
+    fused: FusedFn,
+    /// Blocks per iteration of the fused kernel.
+    pb: usize,
     poly: PolyFn,
 }
 
+/// Blocks per iteration of a ChaCha20 variant of width `w` (3 quads of
+/// 16-byte lanes at 16 and 32 bytes, 4 at 64).
+fn blocks_per_iter(w: u32) -> usize {
+    match w {
+        16 => 3,
+        32 => 6,
+        _ => 16,
+    }
+}
+
 impl ChaChaKernels {
-    /// The variants this CPU selects.
+    /// The variant this CPU selects for `chacha20_xor`; the fused kernel
+    /// uses the variant of the same name (its chunk size must match).
     ///
     /// # Panics
     /// If selection fails (a forced variant the CPU lacks).
     pub fn selected() -> ChaChaKernels {
-        ChaChaKernels {
-            variant: asm::CHACHA20_XOR
-                .selected()
-                .map(|v| v.name)
-                .unwrap_or("unknown"),
-            chacha: asm::CHACHA20_XOR.get(),
-            poly: asm::POLY1305_BLOCKS.get(),
-        }
+        let v = asm::CHACHA20_XOR
+            .selected()
+            .unwrap_or_else(|e| panic!("marg kernels: {e}"));
+        ChaChaKernels::variant(v.name).unwrap_or_else(|e| panic!("marg kernels: {e}"))
     }
 
     /// The ChaCha20 variant `name`.
     pub fn variant(name: &'static str) -> Result<ChaChaKernels, SelectError> {
+        let meta =
+            asm::CHACHA20_XOR
+                .meta()
+                .variant(name)
+                .ok_or_else(|| SelectError::UnknownVariant {
+                    kernel: "chacha20_xor",
+                    variant: name.to_string(),
+                })?;
         Ok(ChaChaKernels {
             variant: name,
             chacha: asm::CHACHA20_XOR.variant(name)?,
+            fused: asm::CHACHA20_POLY1305_XOR.variant(name)?,
+            pb: blocks_per_iter(meta.width.into()),
             poly: asm::POLY1305_BLOCKS.get(),
         })
     }
@@ -185,13 +209,46 @@ impl ChaCha20Poly1305 {
         let mut poly = Poly::new(block0[..32].try_into().unwrap(), self.kernels.poly);
         block0.fill(0);
         poly.update_padded(aad);
-        if !seal {
-            poly.update_padded(inp.unwrap_or(out));
-        }
         st.0[12] = 1;
-        self.xor(&mut st, inp, out);
+        let len = out.len();
+        let chunk = 64 * self.kernels.pb;
+        let iters = len / chunk;
+        let src = inp.map_or(out.as_ptr(), |i| i.as_ptr());
+        let dst = out.as_mut_ptr();
+        let mut hashed = 0;
+        if seal && iters > 0 {
+            // SAFETY: the first chunk: `chunk <= len` bytes read at `src`
+            // and written at `dst` (equal, or distinct slices of `len`).
+            unsafe { (self.kernels.chacha)(st.0.as_ptr(), src, dst, self.kernels.pb) };
+            st.0[12] = st.0[12].wrapping_add(self.kernels.pb as u32);
+            // SAFETY: `iters - 1` chunks from offset `chunk` (in bounds:
+            // `iters · chunk <= len`); hashes `(iters - 1) · chunk` bytes of
+            // `out` from its start, each written an iteration earlier.
+            unsafe {
+                (self.kernels.fused)(
+                    st.0.as_ptr(),
+                    src.add(chunk),
+                    dst.add(chunk),
+                    iters - 1,
+                    poly.st.as_mut_ptr(),
+                    dst,
+                )
+            };
+            hashed = (iters - 1) * chunk;
+        } else if !seal {
+            // SAFETY: `iters` chunks (in bounds), hashing the ciphertext at
+            // `src` chunk by chunk before each is overwritten.
+            unsafe {
+                (self.kernels.fused)(st.0.as_ptr(), src, dst, iters, poly.st.as_mut_ptr(), src)
+            };
+            hashed = iters * chunk;
+            poly.update_padded(&inp.unwrap_or(out)[hashed..]);
+        }
+        let done = iters * chunk;
+        st.0[12] = 1u32.wrapping_add((done / 64) as u32);
+        self.xor(&mut st, inp.map(|i| &i[done..]), &mut out[done..]);
         if seal {
-            poly.update_padded(out);
+            poly.update_padded(&out[hashed..]);
         }
         let mut lens = [0u8; 16];
         lens[..8].copy_from_slice(&(aad.len() as u64).to_le_bytes());

@@ -61,6 +61,10 @@ use marg_macros::marg_asm;
 /// `(state, in, out, blocks)`: ChaCha20 of whole blocks from the 16-word
 /// state (64-byte aligned; the counter in word 12).
 pub type ChaChaFn = unsafe extern "sysv64" fn(*const u32, *const u8, *mut u8, usize);
+/// `(state, in, out, iters, pst, hp)`: ChaCha20 of `iters` chunks fused
+/// with Poly1305 of as many chunks at `hp`.
+pub type FusedFn =
+    unsafe extern "sysv64" fn(*const u32, *const u8, *mut u8, usize, *mut u64, *const u8);
 /// `(st, data, blocks, padbit)`: Poly1305 over whole blocks; `st` is
 /// `[h0, h1, h2, r0, r1]`.
 pub type PolyFn = unsafe extern "sysv64" fn(*mut u64, *const u8, usize, u64);
@@ -92,6 +96,13 @@ marg_asm! {
     const L = W / 16;
     const K = 3 + W / 64;
     const PB = K * L;
+    // Poly1305 blocks per double round when fused, and the remainder.
+    const PPR = 4 * PB / 10;
+    const PREM = 4 * PB - 10 * PPR;
+    // Frame slots of the fused kernel's Poly1305 key (after the 4 rows).
+    const POLY_R0 = 256;
+    const POLY_R1 = 264;
+    const POLY_S1 = 272;
 
     macro vload(d, m) {
         if W == 16 { movdqu d, m } else if W == 32 { vmovdqu d, m } else { vmovdqu8 d, m }
@@ -150,15 +161,15 @@ marg_asm! {
         for q in 0..nq { rotl!(v{4 * q + 1}, 7, v{12 + q}) }        // b <<<= 7
     }
 
-    // One double round (columns, then diagonals) of quads 0..nq.
-    macro double_round(nq) {
-        half_round!(nq)
+    // Rows b, c, d rotated by 1, 2, 3 words: the diagonals become columns.
+    macro diagonalize(nq) {
         for q in 0..nq {
             vshufd!(v{4 * q + 1}, 0x39)     // b = b1 b2 b3 b0
             vshufd!(v{4 * q + 2}, 0x4e)     // c = c2 c3 c0 c1
             vshufd!(v{4 * q + 3}, 0x93)     // d = d3 d0 d1 d2
         }
-        half_round!(nq)
+    }
+    macro undiagonalize(nq) {
         for q in 0..nq {
             vshufd!(v{4 * q + 1}, 0x93)
             vshufd!(v{4 * q + 2}, 0x4e)
@@ -166,26 +177,60 @@ marg_asm! {
         }
     }
 
-    /// `out = in ^ ChaCha20 keystream` for `blocks` whole 64-byte blocks,
-    /// block counter starting at `state[12]` (RFC 8439; 32-bit wrap).
-    /// `out` may equal `inp`.
-    #[secret]
-    #[stack = 256]
-    pub fn chacha20_xor(state: *const u32, inp: *const u8, out: *mut u8, blocks: usize) {
-        variants {
-            baseline(level = baseline, width = 16),
-            avx2(level = avx2, width = 32),
-            avx512(level = avx512, width = 64),
-        }
-        let dround = r8
-        // Broadcast the four state rows into the frame.
-        for r in 0..4 {
-            vbroadcast16!(v{r}, [state + 16 * r])
-            vstore!([frame + r * W], v{r})
-        }
-    main_loop:
-        cmp blocks, PB
-        jb tail
+    // One double round (columns, then diagonals) of quads 0..nq.
+    macro double_round(nq) {
+        half_round!(nq)
+        diagonalize!(nq)
+        half_round!(nq)
+        undiagonalize!(nq)
+    }
+
+    // h = (h + m + 2^128)·r mod 2^130 - 5 (partially reduced) for the block
+    // m at hp; hp += 16. r0, r1, s1 = r1 + r1/4 live in the frame.
+    macro poly_block() {
+        add h0, [hp]                        // h += m + 2^128
+        adc h1, [hp + 8]
+        adc h2, 1
+        mov rax, [frame + POLY_R1]
+        mul h0                              // h0·r1
+        mov d2, rax
+        mov rax, [frame + POLY_R0]
+        mov d3, rdx
+        mul h0                              // h0·r0
+        mov h0, rax
+        mov rax, [frame + POLY_R0]
+        mov d1, rdx
+        mul h1                              // h1·r0
+        add d2, rax
+        mov rax, [frame + POLY_S1]
+        adc d3, rdx
+        mul h1                              // h1·s1
+        mov h1, h2
+        add h0, rax
+        adc d1, rdx
+        imul h1, [frame + POLY_S1]          // h2·s1
+        add d2, h1
+        mov h1, d1
+        adc d3, 0
+        imul h2, [frame + POLY_R0]          // h2·r0
+        add h1, d2
+        mov rax, -4
+        adc d3, h2
+        and rax, d3                         // fold bits >= 2^130 back, times 5
+        mov h2, d3
+        shr d3, 2
+        and h2, 3
+        add rax, d3
+        add h0, rax
+        adc h1, 0
+        adc h2, 0
+        add hp, 16
+    }
+
+    // One iteration: PB blocks of keystream from the frame state xored
+    // from inp into out, counter row advanced; with `hash` = 1, also
+    // 4·PB Poly1305 blocks at hp (all loaded before any store to out).
+    macro chacha_iter(hash) {
         for q in 0..K {
             for r in 0..4 {
                 vload!(v{4 * q + r}, [frame + r * W])
@@ -194,9 +239,21 @@ marg_asm! {
         }
         mov gpr32(dround), 10
     rounds:
-        double_round!(K)
+        if (hash) == 1 {
+            half_round!(K)
+            for i in 0..(PPR / 2) { poly_block!() }
+            diagonalize!(K)
+            half_round!(K)
+            for i in 0..(PPR - PPR / 2) { poly_block!() }
+            undiagonalize!(K)
+        } else {
+            double_round!(K)
+        }
         dec gpr32(dround)
         jnz rounds
+        if (hash) == 1 {
+            for i in 0..PREM { poly_block!() }
+        }
         // Add the input state, xor with the input, store.
         for q in 0..K {
             for r in 0..4 {
@@ -252,6 +309,29 @@ marg_asm! {
         vload!(v13, [frame + 3 * W])
         vadd32!(v13, v12)
         vstore!([frame + 3 * W], v13)
+    }
+
+    /// `out = in ^ ChaCha20 keystream` for `blocks` whole 64-byte blocks,
+    /// block counter starting at `state[12]` (RFC 8439; 32-bit wrap).
+    /// `out` may equal `inp`.
+    #[secret]
+    #[stack = 256]
+    pub fn chacha20_xor(state: *const u32, inp: *const u8, out: *mut u8, blocks: usize) {
+        variants {
+            baseline(level = baseline, width = 16),
+            avx2(level = avx2, width = 32),
+            avx512(level = avx512, width = 64),
+        }
+        let dround = r8
+        // Broadcast the four state rows into the frame.
+        for r in 0..4 {
+            vbroadcast16!(v{r}, [state + 16 * r])
+            vstore!([frame + r * W], v{r})
+        }
+    main_loop:
+        cmp blocks, PB
+        jb tail
+        chacha_iter!(0)
         add inp, 64 * PB
         add out, 64 * PB
         sub blocks, PB
@@ -282,6 +362,67 @@ marg_asm! {
         dec blocks
         jnz tail_block
     done:
+        ret
+    }
+
+    /// ChaCha20 of `iters · PB` whole blocks (PB = 3, 6, 16 by variant) as
+    /// [`chacha20_xor`], fused with Poly1305 of the `iters · 4·PB` 16-byte
+    /// blocks at `hp` (each with the 2^128 bit): the scalar multiply chain
+    /// runs on the integer ports in the shadow of the vector rounds. `pst`
+    /// = `[h0, h1, h2, r0, r1]` (h updated). Open hashes `hp = inp`
+    /// (each chunk is loaded before it is overwritten, so in place works);
+    /// seal hashes the previous chunk of `out`.
+    #[secret]
+    #[stack = 320]
+    pub fn chacha20_poly1305_xor(state: *const u32, inp: *const u8, outp: *mut u8, iters: usize, pst: *mut u64, hp: *const u8) {
+        variants {
+            baseline(level = baseline, width = 16),
+            avx2(level = avx2, width = 32),
+            avx512(level = avx512, width = 64),
+        }
+        let out = rdi                       // rdx is clobbered by mul; state is in the frame
+        let blocks = rcx                    // (unused name for the shared macros)
+        let dround = r15
+        let h0 = rbx
+        let h1 = r10
+        let h2 = r11
+        let d1 = r12
+        let d2 = r13
+        let d3 = r14
+        test iters, iters
+        jnz start
+        ret                                 // (separate exit: see poly1305_blocks)
+    start:
+        // The static callee-saved check needs every callee-saved register
+        // written before a loop that writes it (its paths must agree).
+        xor gpr32(d2), gpr32(d2)
+        xor gpr32(d3), gpr32(d3)
+        xor gpr32(dround), gpr32(dround)
+        for r in 0..4 {
+            vbroadcast16!(v{r}, [state + 16 * r])
+            vstore!([frame + r * W], v{r})
+        }
+        mov out, outp
+        mov h0, [pst]
+        mov h1, [pst + 8]
+        mov h2, [pst + 16]
+        mov rax, [pst + 24]
+        mov [frame + POLY_R0], rax
+        mov rax, [pst + 32]
+        mov [frame + POLY_R1], rax
+        mov d1, rax
+        shr d1, 2
+        add rax, d1
+        mov [frame + POLY_S1], rax          // s1 = r1 + r1/4
+    main_loop:
+        chacha_iter!(1)
+        add inp, 64 * PB
+        add out, 64 * PB
+        dec iters
+        jnz main_loop
+        mov [pst], h0
+        mov [pst + 8], h1
+        mov [pst + 16], h2
         ret
     }
 

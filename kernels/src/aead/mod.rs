@@ -43,6 +43,7 @@ pub static REGISTRY: &[&KernelMeta] = &[
     asm::AES_GCM_SEAL.meta(),
     asm::AES_GCM_OPEN.meta(),
     chacha_asm::CHACHA20_XOR.meta(),
+    chacha_asm::CHACHA20_POLY1305_XOR.meta(),
     chacha_asm::POLY1305_BLOCKS.meta(),
 ];
 
@@ -55,6 +56,10 @@ pub fn init() -> Result<Vec<(&'static str, &'static str)>, SelectError> {
         ("aes_gcm_seal", asm::AES_GCM_SEAL.init()?.name),
         ("aes_gcm_open", asm::AES_GCM_OPEN.init()?.name),
         ("chacha20_xor", chacha_asm::CHACHA20_XOR.init()?.name),
+        (
+            "chacha20_poly1305_xor",
+            chacha_asm::CHACHA20_POLY1305_XOR.init()?.name,
+        ),
         ("poly1305_blocks", chacha_asm::POLY1305_BLOCKS.init()?.name),
     ])
 }
