@@ -62,7 +62,7 @@ impl ChaChaKernels {
             variant: name,
             chacha: asm::CHACHA20_XOR.variant(name)?,
             fused: asm::CHACHA20_POLY1305_XOR.variant(name)?,
-            pb: blocks_per_iter(meta.width.into()),
+            pb: blocks_per_iter(meta.width),
             poly: asm::POLY1305_BLOCKS.get(),
         })
     }
