@@ -1,7 +1,8 @@
 //! The built-in handler of `marg serve` without an app: `Hello, World!`,
 //! `/json`, and (with `--test-routes`) routes that exercise the runtime from
 //! end-to-end tests: `/echo` (body back), `/stream` (chunked response),
-//! `/delay?ms=N` (deferred completion after N ms), `/panic`.
+//! `/delay?ms=N` (deferred completion after N ms), `/tick` (deferred,
+//! completed in the next loop tick, like the JS bridge), `/panic`.
 
 use std::time::{Duration, Instant};
 
@@ -15,6 +16,9 @@ pub struct HelloHandler {
     test_routes: bool,
     /// Deferred `/delay` requests: when to answer, and the id.
     timers: Vec<(Instant, RequestId, bool)>,
+    /// Deferred `/tick` requests, completed in the next tick (the JS
+    /// bridge's pattern: no deadline, just the per-iteration hook).
+    next_tick: Vec<RequestId>,
 }
 
 impl HelloHandler {
@@ -23,6 +27,7 @@ impl HelloHandler {
         HelloHandler {
             test_routes,
             timers: Vec::new(),
+            next_tick: Vec::new(),
         }
     }
 }
@@ -62,6 +67,10 @@ impl Handler for HelloHandler {
                     .push((Instant::now() + Duration::from_millis(ms), req.id(), head));
                 return Handled::Deferred;
             }
+            b"/tick" if self.test_routes => {
+                self.next_tick.push(req.id());
+                return Handled::Deferred;
+            }
             b"/panic" if self.test_routes => panic!("test route /panic"),
             _ => {
                 res.header(b"Content-Type", b"text/plain");
@@ -72,6 +81,11 @@ impl Handler for HelloHandler {
     }
 
     fn tick(&mut self, sink: &mut CompletionSink<'_>) {
+        for id in self.next_tick.drain(..) {
+            let resp =
+                OwnedResponse::new(200, "ticked\n").with_header("Content-Type", "text/plain");
+            sink.complete(id, resp);
+        }
         if self.timers.is_empty() {
             return;
         }
@@ -89,6 +103,7 @@ impl Handler for HelloHandler {
 
     fn cancelled(&mut self, id: RequestId) {
         self.timers.retain(|t| t.1 != id);
+        self.next_tick.retain(|t| *t != id);
     }
 
     fn next_deadline(&mut self) -> Option<Instant> {
@@ -96,6 +111,6 @@ impl Handler for HelloHandler {
     }
 
     fn busy(&self) -> bool {
-        !self.timers.is_empty()
+        !self.timers.is_empty() || !self.next_tick.is_empty()
     }
 }

@@ -301,3 +301,29 @@ fn half_close_gets_the_response_then_a_prompt_close() {
     assert_eq!(all.len(), 2);
     assert_eq!(all[1].header("content-type"), Some("application/json"));
 }
+
+/// The JS bridge's pattern: every request deferred and completed in the
+/// next loop tick, with no deadline. A keep-alive request that arrives while
+/// the previous response is being flushed must still get its tick.
+#[test]
+fn tick_completed_requests_on_keep_alive() {
+    let s = Server::start(&["--test-routes"]);
+    let mut c = s.connect();
+    let t0 = Instant::now();
+    for _ in 0..200 {
+        c.write_all(b"GET /tick HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let r = read_responses(&mut c, 1);
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].text(), "ticked\n");
+    }
+    c.write_all(&b"GET /tick HTTP/1.1\r\nHost: x\r\n\r\n".repeat(16))
+        .unwrap();
+    assert_eq!(read_responses(&mut c, 16).len(), 16);
+    assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+    let urls: Vec<String> = (0..5).map(|_| s.url("/tick")).collect();
+    let args: Vec<&str> = urls.iter().map(String::as_str).collect();
+    let (ok, body, _) = curl(&args);
+    assert!(ok);
+    assert_eq!(body, b"ticked\n".repeat(5));
+}

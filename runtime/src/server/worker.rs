@@ -16,7 +16,7 @@ use super::sys::{self, Fd, IoResult};
 use super::timer::TimerWheel;
 use super::{Config, Mailbox, Message};
 use crate::handler::{Complete, CompletionSink, Handler, HeaderSpan, OwnedResponse, RequestId};
-use crate::http1::{Conn, Env};
+use crate::http1::{Conn, Env, Progress};
 
 const TOKEN_LISTENER: u64 = u64::MAX;
 const TOKEN_MAILBOX: u64 = u64::MAX - 1;
@@ -90,6 +90,10 @@ pub(crate) struct Worker {
     shutdown_at: Option<Instant>,
     /// Accepting is paused (EMFILE) until this instant.
     accept_paused: Option<Instant>,
+    /// Requests handed to the handler (or rejected) so far, wrapping.
+    dispatched: u64,
+    /// Requests were handed over after the last tick: poll, do not block.
+    tick_again: bool,
     now: Instant,
 }
 
@@ -136,6 +140,8 @@ impl Worker {
             dirty: Vec::new(),
             shutdown_at: None,
             accept_paused: None,
+            dispatched: 0,
+            tick_again: false,
             now,
             cfg,
         })
@@ -205,6 +211,9 @@ impl Worker {
     }
 
     fn timeout_ms(&mut self) -> i32 {
+        if self.tick_again {
+            return 0;
+        }
         let now = Instant::now();
         let mut t: Option<Duration> = self.wheel.next_timeout(now);
         if let Some(d) = self.handler.next_deadline() {
@@ -369,7 +378,9 @@ impl Worker {
                 },
                 secure: false,
             };
-            l.conn.process(&mut *self.handler, &mut env);
+            if l.conn.process(&mut *self.handler, &mut env) == Progress::Some {
+                self.dispatched = self.dispatched.wrapping_add(1);
+            }
             if !l.conn.request_in_progress() {
                 l.request_started = None;
             } else if !had_partial || l.request_started.is_none() {
@@ -563,6 +574,7 @@ impl Worker {
             },
         };
         self.handler.tick(&mut CompletionSink::new(&mut sink));
+        let before = self.dispatched;
         let mut dirty = std::mem::take(&mut self.dirty);
         for slot in dirty.drain(..) {
             if let Some(l) = self.slots[slot as usize].live.as_mut() {
@@ -571,6 +583,11 @@ impl Worker {
             }
         }
         self.dirty = dirty;
+        // Flushing completed responses can read and hand over the next
+        // pipelined or keep-alive request after this tick: make sure the
+        // handler gets another tick right away rather than after the next
+        // I/O event (it may be waiting to enter the VM for it).
+        self.tick_again = self.dispatched != before;
     }
 
     fn flush_log(&mut self) {
