@@ -25,8 +25,8 @@
 //! of one lane. At W=64 the four rows × four lanes are a 4×4 transpose of
 //! 16-byte lanes: two rounds of `vshufi32x4`.
 //!
-//! Leftover blocks (fewer than `K·L`) go one at a time through quad 0 (only
-//! lane 0 is used).
+//! Leftover blocks (fewer than `K·L`) go `L` at a time through quad 0, and
+//! the last `< L` one at a time (only lane 0 is used).
 //!
 //! The initial state (16 words, counter in word 12) is broadcast into a
 //! 64-byte-aligned stack frame, rows at `frame + r·W`; the counter row is
@@ -227,11 +227,12 @@ marg_asm! {
         add hp, 16
     }
 
-    // One iteration: PB blocks of keystream from the frame state xored
-    // from inp into out, counter row advanced; with `hash` = 1, also
-    // 4·PB Poly1305 blocks at hp (all loaded before any store to out).
-    macro chacha_iter(hash) {
-        for q in 0..K {
+    // One iteration over nq quads (nq·L blocks; nq = K in the main loops):
+    // keystream from the frame state xored from inp into out, counter row
+    // advanced; with `hash` = 1 (only with nq = K), also 4·PB Poly1305
+    // blocks at hp (all loaded before any store to out).
+    macro chacha_iter(hash, nq) {
+        for q in 0..(nq) {
             for r in 0..4 {
                 vload!(v{4 * q + r}, [frame + r * W])
             }
@@ -240,14 +241,14 @@ marg_asm! {
         mov gpr32(dround), 10
     rounds:
         if (hash) == 1 {
-            half_round!(K)
+            half_round!((nq))
             for i in 0..(PPR / 2) { poly_block!() }
-            diagonalize!(K)
-            half_round!(K)
+            diagonalize!((nq))
+            half_round!((nq))
             for i in 0..(PPR - PPR / 2) { poly_block!() }
-            undiagonalize!(K)
+            undiagonalize!((nq))
         } else {
-            double_round!(K)
+            double_round!((nq))
         }
         dec gpr32(dround)
         jnz rounds
@@ -255,14 +256,14 @@ marg_asm! {
             for i in 0..PREM { poly_block!() }
         }
         // Add the input state, xor with the input, store.
-        for q in 0..K {
+        for q in 0..(nq) {
             for r in 0..4 {
                 vadd32!(v{4 * q + r}, [frame + r * W])
             }
             vadd32!(v{4 * q + 3}, [BLOCK_INC + q * W])
         }
         if W == 16 {
-            for q in 0..K {
+            for q in 0..(nq) {
                 for r in 0..4 {
                     movdqu xmm12, [inp + 64 * q + 16 * r]
                     pxor v{4 * q + r}, xmm12
@@ -270,7 +271,7 @@ marg_asm! {
                 }
             }
         } else if W == 32 {
-            for q in 0..K {
+            for q in 0..(nq) {
                 vperm2i128 v12, v{4 * q}, v{4 * q + 1}, 0x20       // block 2q: rows a, b
                 vperm2i128 v13, v{4 * q + 2}, v{4 * q + 3}, 0x20   // block 2q: rows c, d
                 vperm2i128 v14, v{4 * q}, v{4 * q + 1}, 0x31       // block 2q+1: rows a, b
@@ -285,7 +286,7 @@ marg_asm! {
                 vmovdqu [out + 128 * q + 96], v15
             }
         } else {
-            for q in 0..K {
+            for q in 0..(nq) {
                 vshufi32x4 zmm16, v{4 * q}, v{4 * q + 1}, 0x44      // a0 a1 b0 b1
                 vshufi32x4 zmm17, v{4 * q + 2}, v{4 * q + 3}, 0x44  // c0 c1 d0 d1
                 vshufi32x4 zmm18, v{4 * q}, v{4 * q + 1}, 0xee      // a2 a3 b2 b3
@@ -304,11 +305,24 @@ marg_asm! {
                 vmovdqu8 [out + 256 * q + 192], zmm21
             }
         }
-        // counter row += PB in every lane
-        vbroadcast16!(v12, [BLOCK_INC + 16 * PB])
+        // counter row += nq·L in every lane
+        vbroadcast16!(v12, [BLOCK_INC + 16 * (nq) * L])
         vload!(v13, [frame + 3 * W])
         vadd32!(v13, v12)
         vstore!([frame + 3 * W], v13)
+    }
+
+    // While at least L blocks are left: one quad (L blocks) per iteration.
+    macro quad_tail() {
+    quad_loop:
+        cmp blocks, L
+        jb quad_done
+        chacha_iter!(0, 1)
+        add inp, 64 * L
+        add out, 64 * L
+        sub blocks, L
+        jmp quad_loop
+    quad_done:
     }
 
     /// `out = in ^ ChaCha20 keystream` for `blocks` whole 64-byte blocks,
@@ -331,12 +345,15 @@ marg_asm! {
     main_loop:
         cmp blocks, PB
         jb tail
-        chacha_iter!(0)
+        chacha_iter!(0, K)
         add inp, 64 * PB
         add out, 64 * PB
         sub blocks, PB
         jmp main_loop
     tail:
+        if L > 1 {
+            quad_tail!()                    // L blocks at a time in quad 0
+        }
         test blocks, blocks
         jz done
     tail_block:
@@ -415,7 +432,7 @@ marg_asm! {
         add rax, d1
         mov [frame + POLY_S1], rax          // s1 = r1 + r1/4
     main_loop:
-        chacha_iter!(1)
+        chacha_iter!(1, K)
         add inp, 64 * PB
         add out, 64 * PB
         dec iters
