@@ -7,7 +7,10 @@ latency, server CPU microseconds per request (utime+stime delta from
 /proc/PID/stat divided by the requests completed) and the server's RSS, plus
 ratios to Bun. Only processes this script started are ever signalled.
 
-Usage: bench/run.sh [--duration 5] [--servers marg,bun,node,express,nginx]
+Servers: marg (built-in Rust handler), marg-js (bench/peers/marg.js through
+the JS bridge), bun, node, express, nginx.
+
+Usage: bench/run.sh [--duration 5] [--servers marg,marg-js,bun,node,express,nginx]
                     [--scenarios plaintext,json,pipelined,conns1000]
 """
 
@@ -65,10 +68,13 @@ def start_server(name, port, server_cpu, tmp):
     env = dict(os.environ, PORT=str(port))
     pin = ["taskset", "-c", server_cpu]
     bun = os.path.join(HERE, "node_modules/@oven/bun-linux-x64/bin/bun")
+    marg = os.environ.get("MARG_BIN") or os.path.join(
+        os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release/marg")
     if name == "marg":
-        marg = os.environ.get("MARG_BIN") or os.path.join(
-            os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release/marg")
         cmd = pin + [marg, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    elif name == "marg-js":
+        cmd = pin + [marg, "serve", os.path.join(HERE, "peers/marg.js"), "--host", "127.0.0.1",
+                     "--port", str(port), "--workers", "1"]
     elif name == "bun":
         cmd = pin + [bun, os.path.join(HERE, "peers/bun.js")]
     elif name == "node":
@@ -150,7 +156,7 @@ def run_load(scenario, port, client_cpu, duration):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--duration", type=int, default=5)
-    ap.add_argument("--servers", default="marg,bun,node,express,nginx")
+    ap.add_argument("--servers", default="marg,marg-js,bun,node,express,nginx")
     ap.add_argument("--scenarios", default="plaintext,json,pipelined,conns1000")
     ap.add_argument("--server-cpu", default="0")
     ap.add_argument("--client-cpu", default="1")
@@ -219,8 +225,8 @@ def main():
     for sc in scenarios:
         print()
         print(f"## {sc}")
-        print("| server  |     req/s | vs bun |     p99   | us/req | vs bun | RSS MiB | anon MiB |")
-        print("|---------|----------:|-------:|----------:|-------:|-------:|--------:|---------:|")
+        print("| server   |     req/s | vs bun |     p99   | us/req | vs bun | RSS MiB | anon MiB |")
+        print("|----------|----------:|-------:|----------:|-------:|-------:|--------:|---------:|")
         base = results.get(("bun", sc))
         for name in servers:
             r = results.get((name, sc))
@@ -229,7 +235,7 @@ def main():
             vs = f"{r['rps'] / base['rps']:.2f}x" if base and base["rps"] else "-"
             vsu = f"{r['us'] / base['us']:.2f}x" if base and base["us"] == base["us"] and base["us"] else "-"
             err = f" ({r['errors']} non-2xx)" if r["errors"] else ""
-            print(f"| {name:7} | {r['rps']:9.0f} | {vs:>6} | {fmt_lat(r):>9} | {r['us']:6.2f} | {vsu:>6} | "
+            print(f"| {name:8} | {r['rps']:9.0f} | {vs:>6} | {fmt_lat(r):>9} | {r['us']:6.2f} | {vsu:>6} | "
                   f"{r['rss'] / 1024:7.1f} | {r['anon'] / 1024:8.1f} |{err}")
 
 
