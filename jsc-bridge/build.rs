@@ -1,8 +1,10 @@
-//! Links Debian's `libjavascriptcoregtk-4.0` found through `pkg-config`.
+//! Finds Debian's `libjavascriptcoregtk-4.0` through `pkg-config` without linking it.
 //!
 //! The bindings in `src/ffi.rs` are hand-written against the C API of WebKitGTK 2.50's
 //! JavaScriptCore (the `rusty_jsc_sys` crate targets a different library name and lacks the
-//! private execution-time-limit entry points this bridge needs).
+//! private execution-time-limit entry points this bridge needs). They `dlopen` the library on
+//! first use, so that a server without a JavaScript app does not map it; this script only
+//! records the library directory (`MARG_JSC_LIBDIR`) to try before the loader's search path.
 
 use std::process::Command;
 
@@ -10,21 +12,19 @@ fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-env-changed=PKG_CONFIG_PATH");
     let lib = "javascriptcoregtk-4.0";
-    let out = Command::new("pkg-config").args(["--libs", lib]).output();
-    let libs = match out {
-        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
-        _ => {
-            println!(
-                "cargo:warning=pkg-config could not find {lib}; install libjavascriptcoregtk-4.0-dev and pkg-config"
-            );
-            format!("-l{lib}")
+    let out = Command::new("pkg-config")
+        .args(["--variable=libdir", lib])
+        .output();
+    match out {
+        Ok(o) if o.status.success() => {
+            let dir = String::from_utf8_lossy(&o.stdout).trim().to_string();
+            if !dir.is_empty() {
+                println!("cargo:rustc-env=MARG_JSC_LIBDIR={dir}");
+            }
         }
-    };
-    for flag in libs.split_whitespace() {
-        if let Some(dir) = flag.strip_prefix("-L") {
-            println!("cargo:rustc-link-search=native={dir}");
-        } else if let Some(name) = flag.strip_prefix("-l") {
-            println!("cargo:rustc-link-lib=dylib={name}");
-        }
+        _ => println!(
+            "cargo:warning=pkg-config could not find {lib}; JavaScript apps will need \
+             libjavascriptcoregtk-4.0.so.18 on the loader's search path at run time"
+        ),
     }
 }

@@ -262,6 +262,7 @@ impl Engine {
         let abs = std::fs::canonicalize(app_path).unwrap_or_else(|_| app_path.to_path_buf());
         let quantum = (opts.cpu_limit.as_secs_f64() / 8.0).clamp(0.005, 0.25);
         let log_prefix = format!("[js w{}]", opts.worker);
+        crate::ffi::load().map_err(LoadError::Internal)?;
         configure_jsc();
         // SAFETY: plain constructors of the C API; checked for null right after.
         let (group, ctx) = unsafe {

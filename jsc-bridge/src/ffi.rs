@@ -1,11 +1,20 @@
 //! Minimal hand-written bindings to the JavaScriptCore C API (WebKitGTK 2.50,
 //! `libjavascriptcoregtk-4.0`), only the entry points this bridge calls.
 //!
+//! The library is not linked: it is opened with `dlopen` on first use ([`load`]) and each
+//! entry point is resolved with `dlsym` into a table of function pointers, so a `marg serve`
+//! without a JavaScript app never maps JavaScriptCore (~8 MiB of resident pages otherwise).
+//! The functions below keep the C API's names and signatures; each one calls through the
+//! table. [`load`] reports a missing library as an error; calling a function when the library
+//! could not be loaded panics with the same message.
+//!
 //! `JSContextGroupSetExecutionTimeLimit` is exported by the library but declared only in the
 //! private `JSContextRefPrivate.h`, which Debian does not install; its prototype is copied here.
 #![allow(non_camel_case_types, non_snake_case, dead_code)]
 
+use std::ffi::{CStr, CString};
 use std::os::raw::{c_char, c_uint, c_void};
+use std::sync::OnceLock;
 
 #[repr(C)]
 pub struct OpaqueJSContextGroup {
@@ -71,7 +80,116 @@ pub const K_JS_PROPERTY_ATTRIBUTE_NONE: JSPropertyAttributes = 0;
 pub const K_JS_PROPERTY_ATTRIBUTE_READ_ONLY: JSPropertyAttributes = 1 << 1;
 pub const K_JS_PROPERTY_ATTRIBUTE_DONT_ENUM: JSPropertyAttributes = 1 << 2;
 
-extern "C" {
+/// The library's SONAME (Debian's `libjavascriptcoregtk-4.0-18`).
+pub const LIBRARY: &str = "libjavascriptcoregtk-4.0.so.18";
+
+/// What to tell the user when the library cannot be opened.
+const MISSING: &str =
+    "JavaScript support needs libjavascriptcoregtk-4.0 (apt install libjavascriptcoregtk-4.0-18)";
+
+/// Declares the table of entry points, its loader and one wrapper per entry point.
+macro_rules! jsc_api {
+    ($(
+        $(#[$attr:meta])*
+        pub fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)?;
+    )*) => {
+        /// The resolved entry points.
+        struct Api {
+            $($name: unsafe extern "C" fn($($ty),*) $(-> $ret)?,)*
+        }
+
+        impl Api {
+            /// Resolves every entry point in `handle` (from `dlopen`).
+            fn resolve(handle: *mut c_void) -> Result<Api, String> {
+                Ok(Api {
+                    $($name: {
+                        let sym = concat!(stringify!($name), "\0");
+                        // SAFETY: `handle` is a live handle from dlopen (never closed) and
+                        // `sym` is NUL-terminated.
+                        let p = unsafe { libc::dlsym(handle, sym.as_ptr().cast()) };
+                        if p.is_null() {
+                            return Err(format!(
+                                "{MISSING}: {} lacks {}",
+                                LIBRARY,
+                                stringify!($name)
+                            ));
+                        }
+                        // SAFETY: the symbol is the C function of that name, whose prototype
+                        // (from the JavaScriptCore headers) is the one declared here; a data
+                        // pointer and a function pointer have the same size on this platform.
+                        unsafe {
+                            std::mem::transmute::<*mut c_void, unsafe extern "C" fn($($ty),*) $(-> $ret)?>(p)
+                        }
+                    },)*
+                })
+            }
+        }
+
+        $(
+            $(#[$attr])*
+            ///
+            /// # Safety
+            ///
+            /// As for the C function of the same name.
+            #[inline]
+            pub unsafe fn $name($($arg: $ty),*) $(-> $ret)? {
+                // SAFETY: the caller upholds the C function's contract; the pointer was
+                // resolved from the library under this name with this prototype.
+                unsafe { (api().$name)($($arg),*) }
+            }
+        )*
+    };
+}
+
+static API: OnceLock<Result<Api, String>> = OnceLock::new();
+
+/// Opens JavaScriptCore and resolves the entry points (once per process); the error says
+/// how to install the library.
+pub fn load() -> Result<(), String> {
+    match API.get_or_init(open) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(e.clone()),
+    }
+}
+
+/// The table; panics with [`load`]'s message when JavaScriptCore is not available.
+#[inline]
+fn api() -> &'static Api {
+    match API.get_or_init(open) {
+        Ok(api) => api,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// `dlopen`s the library: first from the `libdir` that `pkg-config` reported at build time,
+/// then by SONAME through the dynamic loader's search path.
+fn open() -> Result<Api, String> {
+    let mut candidates = Vec::new();
+    if let Some(dir) = option_env!("MARG_JSC_LIBDIR") {
+        candidates.push(format!("{dir}/{LIBRARY}"));
+    }
+    candidates.push(LIBRARY.to_string());
+    let mut last = String::new();
+    for name in candidates {
+        let Ok(c) = CString::new(name) else { continue };
+        // SAFETY: NUL-terminated path; the handle is kept for the life of the process.
+        let handle = unsafe { libc::dlopen(c.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
+        if !handle.is_null() {
+            return Api::resolve(handle);
+        }
+        // SAFETY: dlerror returns null or a NUL-terminated string valid until the next dl call.
+        let err = unsafe { libc::dlerror() };
+        if !err.is_null() {
+            // SAFETY: non-null, NUL-terminated (checked above), read before any other dl call.
+            last = unsafe { CStr::from_ptr(err) }
+                .to_string_lossy()
+                .into_owned();
+        }
+    }
+    Err(format!("{MISSING}: {last}"))
+}
+
+jsc_api! {
     pub fn JSContextGroupCreate() -> JSContextGroupRef;
     pub fn JSContextGroupRelease(group: JSContextGroupRef);
     pub fn JSGlobalContextCreateInGroup(

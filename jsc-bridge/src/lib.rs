@@ -1,9 +1,9 @@
 //! JavaScriptCore handlers for Marg.
 //!
 //! This crate embeds Debian's JavaScriptCore (WebKitGTK 2.50, `libjavascriptcoregtk-4.0`)
-//! through hand-written `extern "C"` bindings ([`ffi`]) and implements the runtime's
-//! [`Handler`] trait with it: one VM (context group + global context) per worker thread, the
-//! app evaluated once per worker at start-up.
+//! through hand-written bindings ([`ffi`], resolved with `dlopen` when the first app loads)
+//! and implements the runtime's [`Handler`] trait with it: one VM (context group + global
+//! context) per worker thread, the app evaluated once per worker at start-up.
 //!
 //! The API that apps see (`Marg.get(...)`, `req`, `res`, timers, `require`, ...) lives in a
 //! JS prelude (`src/prelude.js`) evaluated once per VM; the Rust side ([`engine`]) queues
@@ -17,6 +17,7 @@ mod js;
 
 pub use engine::{Engine, LoadError, Options};
 
+use runtime::cli::{App, Error as CliError};
 use runtime::server::Config;
 use runtime::{CompletionSink, Handled, Handler, HandlerFactory, Request, RequestId, Response};
 use std::path::{Path, PathBuf};
@@ -99,25 +100,37 @@ impl HandlerFactory for JsFactory {
 
 /// The runtime's [`runtime::cli::JsLoader`]: loads `app` once on the calling thread (so that a
 /// syntax error stops `marg serve` before any worker starts) and returns the per-worker
-/// factory.
+/// factory with the port the app passed to `Marg.listen`.
 ///
-/// Settings not (yet) in the runtime's [`Config`] come from the environment:
-/// `MARG_DEV=1` (stacks in 500 responses), `MARG_JS_CPU_LIMIT` (CPU time per request and
-/// VM entry before 503, default `5s`), `MARG_JS_TIMEOUT` (time without a response before
-/// 504, default `30s`); durations as `250ms`, `5s` or plain seconds.
+/// The settings come from the command line ([`Config::dev`], [`Config::js_cpu_limit`],
+/// [`Config::js_timeout`]); where a flag is not given, from the environment: `MARG_DEV=1`,
+/// `MARG_JS_CPU_LIMIT`, `MARG_JS_TIMEOUT` (see [`options`]).
 ///
-/// A broken app (unreadable, syntax error, exception at start-up) prints
-/// `marg: <file>:<line>:<column>: <error>` and exits the process with status 1.
-pub fn load(app: &Path, cfg: &Config) -> Result<Arc<dyn HandlerFactory>, String> {
-    let _ = cfg;
-    let opts = options_from_env()?;
+/// A broken app (unreadable, syntax error, exception at start-up, JavaScriptCore missing) is
+/// an error with exit status 1 whose message reads `<file>:<line>:<column>: <error>`.
+pub fn load(app: &Path, cfg: &Config) -> Result<App, CliError> {
+    let opts = options(cfg)?;
     match JsFactory::new(app, opts) {
-        Ok(f) => Ok(Arc::new(f)),
-        Err(e) => {
-            eprintln!("marg: {e}");
-            std::process::exit(1);
-        }
+        Ok(f) => Ok(App {
+            port: f.listen_port(),
+            factory: Arc::new(f),
+        }),
+        Err(e) => Err(CliError::app(e.to_string())),
     }
+}
+
+/// The bridge's settings: the command line's where given, else the environment's
+/// ([`options_from_env`]), else the defaults.
+pub fn options(cfg: &Config) -> Result<Options, String> {
+    let mut o = options_from_env()?;
+    o.dev |= cfg.dev;
+    if let Some(d) = cfg.js_cpu_limit {
+        o.cpu_limit = d;
+    }
+    if let Some(d) = cfg.js_timeout {
+        o.response_timeout = d;
+    }
+    Ok(o)
 }
 
 /// Reads the bridge's settings from `MARG_DEV`, `MARG_JS_CPU_LIMIT`, `MARG_JS_TIMEOUT`.

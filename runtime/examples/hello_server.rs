@@ -20,7 +20,7 @@ fn main() {
         .unwrap_or(Config::default().workers);
     let cfg = Config {
         host: [127, 0, 0, 1].into(),
-        port,
+        port: Some(port),
         workers,
         ..Config::default()
     };

@@ -11,12 +11,59 @@ use std::time::Duration;
 
 use crate::handler::{Handler, HandlerFactory};
 use crate::hello::HelloHandler;
-use crate::server::{self, Config};
+use crate::server::{self, Config, DEFAULT_PORT};
 use crate::static_files::StaticFiles;
 
-/// Loads a JavaScript app and returns the factory of its per-worker
-/// handlers (provided by `jsc_bridge`).
-pub type JsLoader = fn(&Path, &Config) -> Result<Arc<dyn HandlerFactory>, String>;
+/// Loads a JavaScript app (provided by `jsc_bridge`); the JS settings are
+/// [`Config::dev`], [`Config::js_cpu_limit`] and [`Config::js_timeout`].
+pub type JsLoader = fn(&Path, &Config) -> Result<App, Error>;
+
+/// A loaded app.
+pub struct App {
+    /// Creates the per-worker handlers.
+    pub factory: Arc<dyn HandlerFactory>,
+    /// The port the app asked for (`Marg.listen(port)`); the CLI's `--port` wins.
+    pub port: Option<u16>,
+}
+
+/// Why `marg` stops: the message (printed as `marg: MESSAGE`) and the exit status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    /// What went wrong, e.g. `app.js:2:13: SyntaxError: ...`.
+    pub message: String,
+    /// The process exit status: [`Error::USAGE`] or [`Error::APP`].
+    pub status: u8,
+}
+
+impl Error {
+    /// Exit status for bad command lines and start-up failures of the server.
+    pub const USAGE: u8 = 2;
+    /// Exit status for an app that does not load (unreadable, syntax error, threw).
+    pub const APP: u8 = 1;
+
+    /// An app load failure (exit status 1).
+    pub fn app(message: impl Into<String>) -> Error {
+        Error {
+            message: message.into(),
+            status: Error::APP,
+        }
+    }
+}
+
+impl From<String> for Error {
+    fn from(message: String) -> Error {
+        Error {
+            message,
+            status: Error::USAGE,
+        }
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
 
 const HELP: &str = "\
 marg - a fast HTTP server
@@ -28,7 +75,8 @@ USAGE:
 
 SERVE OPTIONS:
     --host ADDR               address to listen on [default: 0.0.0.0]
-    --port PORT, -p PORT      port; 0 picks a free one [default: 3000]
+    --port PORT, -p PORT      port; 0 picks a free one [default: the app's
+                              Marg.listen(port), else 3000]
     --workers N, -w N         worker threads, one per core [default: CPU count]
     --static DIR              serve files from DIR (GET/HEAD, Range, ETag, 304);
                               missing files fall through to APP
@@ -46,11 +94,24 @@ SERVE OPTIONS:
     --test-routes             enable /echo, /stream, /delay?ms=N, /panic (tests)
     --verbose                 log accept errors and the like to stderr
 
-    DUR is a number with an optional unit: 250ms, 10s, 2m (default: seconds).
+JAVASCRIPT APP OPTIONS:
+    --dev                     put stack traces of handler errors into 500
+                              responses (development only)
+    --js-cpu-limit SECONDS    CPU time a request's handler may run before it is
+                              stopped with 503 [default: 5]
+    --js-timeout SECONDS      time a request may stay unanswered before 504
+                              [default: 30]
+
+    DUR is a number with an optional unit: 250ms, 10s, 2m (default: seconds);
+    SECONDS also takes one (--js-cpu-limit 250ms).
     SIGINT/SIGTERM: stop accepting, finish in-flight requests, exit 0.
+    Exit status: 0 after a clean shutdown, 1 when APP does not load (the error
+    names file:line:column), 2 for bad options and other start-up failures.
 
 ENVIRONMENT:
     MARG_KERNELS=LEVEL        force a kernel level (baseline, avx2, avx512, ...)
+    MARG_DEV=1, MARG_JS_CPU_LIMIT=DUR, MARG_JS_TIMEOUT=DUR
+                              fallbacks for --dev, --js-cpu-limit, --js-timeout
 ";
 
 /// Runs the `marg` command line; `js` loads a JavaScript app.
@@ -60,12 +121,12 @@ pub fn main(js: Option<JsLoader>) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("marg: {e}");
-            ExitCode::from(2)
+            ExitCode::from(e.status)
         }
     }
 }
 
-fn run(args: &[String], js: Option<JsLoader>) -> Result<(), String> {
+fn run(args: &[String], js: Option<JsLoader>) -> Result<(), Error> {
     match args.first().map(String::as_str) {
         None | Some("-h") | Some("--help") | Some("help") => {
             print!("{HELP}");
@@ -75,7 +136,7 @@ fn run(args: &[String], js: Option<JsLoader>) -> Result<(), String> {
             println!("marg {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
-        Some("kernels") => kernels_cmd(),
+        Some("kernels") => Ok(kernels_cmd()?),
         Some("serve") => {
             let cfg = parse_serve(&args[1..])?;
             match cfg {
@@ -86,7 +147,7 @@ fn run(args: &[String], js: Option<JsLoader>) -> Result<(), String> {
                 }
             }
         }
-        Some(other) => Err(format!("unknown command {other:?}; try `marg --help`")),
+        Some(other) => Err(format!("unknown command {other:?}; try `marg --help`").into()),
     }
 }
 
@@ -177,7 +238,7 @@ pub fn parse_serve(args: &[String]) -> Result<Option<Config>, String> {
                     format!("--host {v:?}: expected an IP address like 127.0.0.1 or ::")
                 })?;
             }
-            "--port" | "-p" => cfg.port = parse_num(flag, &value()?)?,
+            "--port" | "-p" => cfg.port = Some(parse_num(flag, &value()?)?),
             "--workers" | "-w" => {
                 cfg.workers = parse_num(flag, &value()?)?;
                 if cfg.workers == 0 || cfg.workers > 1024 {
@@ -188,6 +249,9 @@ pub fn parse_serve(args: &[String]) -> Result<Option<Config>, String> {
             "--access-log" => cfg.access_log = true,
             "--test-routes" => cfg.test_routes = true,
             "--verbose" => cfg.verbose = true,
+            "--dev" => cfg.dev = true,
+            "--js-cpu-limit" => cfg.js_cpu_limit = Some(parse_duration(flag, &value()?)?),
+            "--js-timeout" => cfg.js_timeout = Some(parse_duration(flag, &value()?)?),
             "--max-header-bytes" => cfg.limits.max_header_bytes = parse_num(flag, &value()?)?,
             "--max-target" => cfg.limits.max_target = parse_num(flag, &value()?)?,
             "--max-body" => cfg.limits.max_body = parse_num(flag, &value()?)?,
@@ -243,9 +307,9 @@ impl HandlerFactory for DefaultFactory {
     }
 }
 
-fn serve(cfg: Config, js: Option<JsLoader>) -> Result<(), String> {
+fn serve(mut cfg: Config, js: Option<JsLoader>) -> Result<(), Error> {
     let kernels = kernel_summary()?;
-    let app_factory = match &cfg.app {
+    let app = match &cfg.app {
         Some(app) => match js {
             Some(load) => Some(load(app, &cfg)?),
             None => {
@@ -253,11 +317,16 @@ fn serve(cfg: Config, js: Option<JsLoader>) -> Result<(), String> {
                     "cannot run {}: JavaScript support not built in (this marg binary has no jsc-bridge); \
                      run `marg serve` without an app for the built-in handler",
                     app.display()
-                ))
+                )
+                .into())
             }
         },
         None => None,
     };
+    // `--port` wins over the app's `Marg.listen(port)`, which wins over the default.
+    let app_port = app.as_ref().and_then(|a| a.port);
+    cfg.port = Some(cfg.port.or(app_port).unwrap_or(DEFAULT_PORT));
+    let app_factory = app.map(|a| a.factory);
     let factory: Arc<dyn HandlerFactory> = Arc::new(DefaultFactory {
         static_dir: cfg.static_dir.clone(),
         test_routes: cfg.test_routes,

@@ -42,7 +42,7 @@
 //! }
 //!
 //! let factory = |_worker: usize| -> Result<Box<dyn Handler>, String> { Ok(Box::new(Hi)) };
-//! let cfg = runtime::server::Config { port: 8080, ..Default::default() };
+//! let cfg = runtime::server::Config { port: Some(8080), ..Default::default() };
 //! runtime::server::run(cfg, Arc::new(factory), |s| println!("on {}", s.local_addr())).unwrap();
 //! ```
 #![warn(missing_docs)]

@@ -77,7 +77,7 @@ fn roundtrip(c: &mut TcpStream, req: &[u8], n: usize, buf: &mut [u8]) {
 fn keep_alive_path_does_not_allocate() {
     let cfg = Config {
         host: [127, 0, 0, 1].into(),
-        port: 0,
+        port: Some(0),
         workers: 1,
         ..Config::default()
     };

@@ -47,7 +47,7 @@ fn exceptions_are_500_with_stack_in_log_only() {
 
 #[test]
 fn dev_mode_puts_the_stack_in_the_response() {
-    let s = JsServer::inline(APP, &[], 1, &[("MARG_DEV", "1")]);
+    let s = JsServer::inline_with(APP, &[], 1, &[], &["--port", "0", "--dev"]);
     let r = s.get("/throw");
     assert_eq!(r.status, 500);
     let t = r.text();
@@ -59,7 +59,14 @@ fn dev_mode_puts_the_stack_in_the_response() {
 
 #[test]
 fn handler_that_never_answers_gets_504() {
-    let s = JsServer::inline(APP, &[], 1, &[("MARG_JS_TIMEOUT", "300ms")]);
+    // The flag wins over the environment's fallback.
+    let s = JsServer::inline_with(
+        APP,
+        &[],
+        1,
+        &[("MARG_JS_TIMEOUT", "60s")],
+        &["--port", "0", "--js-timeout", "300ms"],
+    );
     let mut c = s.client();
     let t0 = Instant::now();
     let r = c.get("/never");
@@ -75,7 +82,7 @@ fn handler_that_never_answers_gets_504() {
 
 #[test]
 fn runaway_handler_gets_503_and_the_worker_keeps_serving() {
-    let s = JsServer::inline(APP, &[], 1, &[("MARG_JS_CPU_LIMIT", "300ms")]);
+    let s = JsServer::inline_with(APP, &[], 1, &[], &["--port", "0", "--js-cpu-limit", "0.3"]);
     // A runaway request and a normal one on another connection, same (only) worker.
     let mut a = s.client();
     let mut b = s.client();
@@ -104,7 +111,7 @@ fn runaway_handler_gets_503_and_the_worker_keeps_serving() {
 
 #[test]
 fn runaway_handler_on_one_worker_does_not_block_others() {
-    let s = JsServer::inline(APP, &[], 2, &[("MARG_JS_CPU_LIMIT", "2s")]);
+    let s = JsServer::inline_with(APP, &[], 2, &[], &["--port", "0", "--js-cpu-limit", "2"]);
     let mut loops = Vec::new();
     for _ in 0..2 {
         let mut c = s.client();
@@ -170,4 +177,32 @@ fn throwing_at_startup_or_missing_module_fails() {
         err.contains("bad.json") && err.contains("invalid JSON"),
         "{err}"
     );
+}
+
+#[test]
+fn environment_settings_still_apply_without_flags() {
+    let s = JsServer::inline(APP, &[], 1, &[("MARG_DEV", "1")]);
+    let t = s.get("/throw").text();
+    assert!(t.contains("Error: kaboom") && t.contains("thrower"), "{t}");
+}
+
+#[test]
+fn unreadable_app_exits_with_status_1() {
+    let out = std::process::Command::new(marg_bin())
+        .args(["serve", "/nonexistent/marg-app.js", "--port", "0"])
+        .output()
+        .expect("run marg");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("marg: cannot read /nonexistent/marg-app.js"),
+        "{err}"
+    );
+    // Bad options are status 2, as before.
+    let out = std::process::Command::new(marg_bin())
+        .args(["serve", "--js-timeout", "never"])
+        .output()
+        .expect("run marg");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--js-timeout"));
 }

@@ -26,8 +26,9 @@ use crate::http1::Limits;
 pub struct Config {
     /// Address to listen on.
     pub host: IpAddr,
-    /// Port (0: an ephemeral port, printed at start-up).
-    pub port: u16,
+    /// Port (0: an ephemeral port, printed at start-up). `None`: not given on the command
+    /// line, so the app's `Marg.listen(port)` if it asked for one, else [`DEFAULT_PORT`].
+    pub port: Option<u16>,
     /// Worker threads (each with its own listener and loop).
     pub workers: usize,
     /// Request size limits.
@@ -53,13 +54,24 @@ pub struct Config {
     pub verbose: bool,
     /// Listen backlog.
     pub backlog: i32,
+    /// JavaScript apps: put stacks of handler errors into 500 responses (`--dev`).
+    pub dev: bool,
+    /// JavaScript apps: CPU time one request's handler may run in one VM entry before it
+    /// is stopped with a 503 (`--js-cpu-limit`); `None`: the bridge's default (5 s).
+    pub js_cpu_limit: Option<Duration>,
+    /// JavaScript apps: how long a request may stay unanswered before a 504
+    /// (`--js-timeout`); `None`: the bridge's default (30 s).
+    pub js_timeout: Option<Duration>,
 }
+
+/// The port when neither the command line nor the app names one.
+pub const DEFAULT_PORT: u16 = 3000;
 
 impl Default for Config {
     fn default() -> Self {
         Config {
             host: IpAddr::from([0, 0, 0, 0]),
-            port: 3000,
+            port: None,
             workers: sys::cpu_count(),
             limits: Limits::default(),
             header_timeout: Duration::from_secs(10),
@@ -72,6 +84,9 @@ impl Default for Config {
             test_routes: false,
             verbose: false,
             backlog: 4096,
+            dev: false,
+            js_cpu_limit: None,
+            js_timeout: None,
         }
     }
 }
@@ -139,7 +154,7 @@ impl Server {
     pub fn start(cfg: Config, factory: Arc<dyn HandlerFactory>) -> Result<Server, ServerError> {
         let cfg = Arc::new(cfg);
         let workers = cfg.workers.max(1);
-        let mut addr = SocketAddr::new(cfg.host, cfg.port);
+        let mut addr = SocketAddr::new(cfg.host, cfg.port.unwrap_or(DEFAULT_PORT));
         let mut listeners = Vec::with_capacity(workers);
         for _ in 0..workers {
             let l = sys::listen(&addr, cfg.backlog).map_err(|e| ServerError::Bind(addr, e))?;

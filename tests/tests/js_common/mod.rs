@@ -56,11 +56,18 @@ pub struct JsServer {
 impl JsServer {
     /// Serves the app at `app` with `workers` workers and extra environment.
     pub fn start(app: &Path, workers: usize, env: &[(&str, &str)]) -> JsServer {
+        Self::start_with(app, workers, env, &["--port", "0"])
+    }
+
+    /// Like [`JsServer::start`], with `args` (which must include `--port` unless the app
+    /// calls `Marg.listen`) instead of `--port 0`.
+    pub fn start_with(app: &Path, workers: usize, env: &[(&str, &str)], args: &[&str]) -> JsServer {
         let w = workers.to_string();
         let mut cmd = Command::new(marg_bin());
         cmd.args(["serve"])
             .arg(app)
-            .args(["--host", "127.0.0.1", "--port", "0", "--workers", &w])
+            .args(["--host", "127.0.0.1", "--workers", &w])
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         for (k, v) in env {
@@ -106,12 +113,24 @@ impl JsServer {
         workers: usize,
         env: &[(&str, &str)],
     ) -> JsServer {
+        Self::inline_with(src, files, workers, env, &["--port", "0"])
+    }
+
+    /// Like [`JsServer::inline`], with `args` instead of `--port 0` (see
+    /// [`JsServer::start_with`]).
+    pub fn inline_with(
+        src: &str,
+        files: &[(&str, &str)],
+        workers: usize,
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> JsServer {
         let dir = TempDir::new();
         for (n, t) in files {
             dir.file(n, t);
         }
         let app = dir.file("app.js", src);
-        let mut s = JsServer::start(&app, workers, env);
+        let mut s = JsServer::start_with(&app, workers, env, args);
         s._dir = Some(dir);
         s
     }
