@@ -16,8 +16,9 @@
 //! # drop(config);
 //! ```
 //!
-//! QUIC packet and header protection are not provided yet (`quic: None`):
-//! QUIC handshakes fall back to ring's suites.
+//! Each suite also carries QUIC packet and header protection on the same
+//! kernels ([`quic`]: RFC 9001 5.3-5.4), so quinn-style QUIC stacks get
+//! them through `Tls13CipherSuite::quic`.
 
 use kernels::aead::{AesGcm, ChaCha20Poly1305, TAG_LEN};
 use rustls::crypto::cipher::{
@@ -31,6 +32,8 @@ use rustls::{
     SupportedCipherSuite, Tls13CipherSuite,
 };
 use std::sync::OnceLock;
+
+mod quic;
 
 /// rustls' *ring* provider with the TLS 1.3 AES-GCM suites replaced by
 /// Marg's kernels (when the CPU has AES-NI and PCLMULQDQ), in the same
@@ -56,15 +59,18 @@ pub fn cipher_suites() -> &'static [SupportedCipherSuite] {
             v.push(with_aead(
                 ring_suites::TLS13_AES_256_GCM_SHA384,
                 &AES_256_GCM,
+                &quic::AES_256_GCM,
             ));
             v.push(with_aead(
                 ring_suites::TLS13_AES_128_GCM_SHA256,
                 &AES_128_GCM,
+                &quic::AES_128_GCM,
             ));
         }
         v.push(with_aead(
             ring_suites::TLS13_CHACHA20_POLY1305_SHA256,
             &CHACHA20_POLY1305,
+            &quic::CHACHA20_POLY1305,
         ));
         v
     })
@@ -74,6 +80,7 @@ pub fn cipher_suites() -> &'static [SupportedCipherSuite] {
 fn with_aead(
     base: SupportedCipherSuite,
     aead: &'static dyn Tls13AeadAlgorithm,
+    quic: &'static quic::Algorithm,
 ) -> SupportedCipherSuite {
     let b = base.tls13().expect("a TLS 1.3 suite");
     // Leaked once per process (the `OnceLock` above): suites are `'static`.
@@ -85,25 +92,36 @@ fn with_aead(
         },
         hkdf_provider: b.hkdf_provider,
         aead_alg: aead,
-        quic: None,
+        quic: Some(quic),
     })))
 }
 
 /// A record-protection key of one of our AEADs.
-enum RecordKey {
+pub(crate) enum RecordKey {
     Gcm(AesGcm),
     ChaCha(ChaCha20Poly1305),
 }
 
 impl RecordKey {
-    fn seal_in_place(&self, nonce: &[u8; 12], aad: &[u8], buf: &mut [u8]) -> [u8; TAG_LEN] {
+    pub(crate) fn seal_in_place(
+        &self,
+        nonce: &[u8; 12],
+        aad: &[u8],
+        buf: &mut [u8],
+    ) -> [u8; TAG_LEN] {
         match self {
             RecordKey::Gcm(k) => k.seal_in_place(nonce, aad, buf),
             RecordKey::ChaCha(k) => k.seal_in_place(nonce, aad, buf),
         }
     }
 
-    fn open_in_place(&self, nonce: &[u8; 12], aad: &[u8], buf: &mut [u8], tag: &[u8]) -> bool {
+    pub(crate) fn open_in_place(
+        &self,
+        nonce: &[u8; 12],
+        aad: &[u8],
+        buf: &mut [u8],
+        tag: &[u8],
+    ) -> bool {
         match self {
             RecordKey::Gcm(k) => k.open_in_place(nonce, aad, buf, tag).is_ok(),
             RecordKey::ChaCha(k) => k.open_in_place(nonce, aad, buf, tag).is_ok(),

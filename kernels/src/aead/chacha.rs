@@ -257,6 +257,17 @@ impl ChaCha20Poly1305 {
         poly.finish()
     }
 
+    /// The 64-byte ChaCha20 keystream block `counter` under this key and
+    /// `nonce` (QUIC header protection, RFC 9001 5.4.4).
+    pub fn keystream_block(&self, counter: u32, nonce: &[u8; NONCE_LEN]) -> [u8; 64] {
+        let st = self.state(counter, nonce);
+        let mut block = [0u8; 64];
+        let p = block.as_mut_ptr();
+        // SAFETY: one block in and out of a local buffer.
+        unsafe { (self.kernels.chacha)(st.0.as_ptr(), p, p, 1) };
+        block
+    }
+
     /// Encrypts `buf` in place; returns the tag.
     pub fn seal_in_place(
         &self,

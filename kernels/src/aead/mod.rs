@@ -236,6 +236,12 @@ impl AesGcm {
         unsafe { (asm::AES_ENCRYPT_BLOCKS.get())(self.ctx(), p, p, blocks.len()) };
     }
 
+    /// `E_K(block)`: raw AES of one block under this key (QUIC header
+    /// protection, RFC 9001 5.4.3).
+    pub fn encrypt_block(&self, block: &mut [u8; 16]) {
+        self.encrypt_blocks(core::slice::from_mut(block));
+    }
+
     /// GHASH of `data` (zero-padded to whole blocks) into `xi`.
     fn ghash(&self, xi: &mut [u8; 16], data: &[u8]) {
         let whole = data.len() / 16;
