@@ -47,20 +47,35 @@ pub static REGISTRY: &[&KernelMeta] = &[
     chacha_asm::POLY1305_BLOCKS.meta(),
 ];
 
-/// Selects and places every kernel of the family.
+/// Selects and places every kernel of the family. A kernel with no variant
+/// this CPU (or a forced `MARG_KERNELS` level) allows is reported as
+/// `"unavailable"` rather than failing: the AES-GCM kernels need AES-NI and
+/// PCLMULQDQ, which the `baseline` level does not include, and their users
+/// (`marg-crypto`) fall back to ring then. Any other selection error (an
+/// unknown or unsupported forced variant) is returned.
 pub fn init() -> Result<Vec<(&'static str, &'static str)>, SelectError> {
+    fn pick(
+        name: &'static str,
+        r: Result<&'static marg_gen::rt::VariantMeta, SelectError>,
+    ) -> Result<(&'static str, &'static str), SelectError> {
+        match r {
+            Ok(v) => Ok((name, v.name)),
+            Err(SelectError::NoneRunnable { .. }) => Ok((name, "unavailable")),
+            Err(e) => Err(e),
+        }
+    }
     Ok(vec![
-        ("aes_gcm_init", asm::AES_GCM_INIT.init()?.name),
-        ("aes_encrypt_blocks", asm::AES_ENCRYPT_BLOCKS.init()?.name),
-        ("ghash", asm::GHASH.init()?.name),
-        ("aes_gcm_seal", asm::AES_GCM_SEAL.init()?.name),
-        ("aes_gcm_open", asm::AES_GCM_OPEN.init()?.name),
-        ("chacha20_xor", chacha_asm::CHACHA20_XOR.init()?.name),
-        (
+        pick("aes_gcm_init", asm::AES_GCM_INIT.init())?,
+        pick("aes_encrypt_blocks", asm::AES_ENCRYPT_BLOCKS.init())?,
+        pick("ghash", asm::GHASH.init())?,
+        pick("aes_gcm_seal", asm::AES_GCM_SEAL.init())?,
+        pick("aes_gcm_open", asm::AES_GCM_OPEN.init())?,
+        pick("chacha20_xor", chacha_asm::CHACHA20_XOR.init())?,
+        pick(
             "chacha20_poly1305_xor",
-            chacha_asm::CHACHA20_POLY1305_XOR.init()?.name,
-        ),
-        ("poly1305_blocks", chacha_asm::POLY1305_BLOCKS.init()?.name),
+            chacha_asm::CHACHA20_POLY1305_XOR.init(),
+        )?,
+        pick("poly1305_blocks", chacha_asm::POLY1305_BLOCKS.init())?,
     ])
 }
 
