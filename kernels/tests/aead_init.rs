@@ -4,7 +4,7 @@
 
 #[test]
 fn init_under_forced_baseline_level() {
-    // SAFETY (of the test): this test binary runs only this test, so no
+    // SAFETY: this test binary runs only this test, so no
     // other thread reads the environment concurrently.
     unsafe { std::env::set_var("MARG_KERNELS", "baseline") };
     let sel = kernels::init().expect("init under MARG_KERNELS=baseline");
