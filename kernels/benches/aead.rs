@@ -108,8 +108,34 @@ fn ring_impl(alg: &'static ring::aead::Algorithm, key: &[u8]) -> Impl<'static> {
     }
 }
 
+/// A RustCrypto AEAD (`aes-gcm` or `chacha20poly1305`; both implement the
+/// `aead` 0.5 traits) with a 12-byte nonce and a 16-byte tag.
+fn rustcrypto_impl<A>(key: &[u8]) -> Impl<'static>
+where
+    A: aes_gcm::aead::AeadInPlace + aes_gcm::aead::KeyInit + 'static,
+    A: aes_gcm::aead::AeadCore<
+        NonceSize = aes_gcm::aead::consts::U12,
+        TagSize = aes_gcm::aead::consts::U16,
+    >,
+{
+    let a = std::rc::Rc::new(A::new_from_slice(key).unwrap());
+    let a2 = a.clone();
+    let nonce = aes_gcm::aead::Nonce::<A>::clone_from_slice(&NONCE);
+    Impl {
+        name: "rustcrypto".into(),
+        seal: Box::new(move |buf| {
+            a.encrypt_in_place_detached(&nonce, &AAD, buf)
+                .unwrap()
+                .into()
+        }),
+        open: Box::new(move |buf, tag| {
+            a2.decrypt_in_place_detached(&nonce, &AAD, buf, tag.into())
+                .is_ok()
+        }),
+    }
+}
+
 fn gcm(c: &mut Criterion, key_len: usize) {
-    use aes_gcm::aead::{AeadInPlace, KeyInit};
     let key = vec![0x42u8; key_len];
     let alg = if key_len == 16 {
         &ring::aead::AES_128_GCM
@@ -130,37 +156,10 @@ fn gcm(c: &mut Criterion, key_len: usize) {
             open: Box::new(move |buf, tag| k2.open_in_place(&NONCE, &AAD, buf, tag).is_ok()),
         });
     }
-    let nonce = aes_gcm::Nonce::from(NONCE);
     if key_len == 16 {
-        let rc = std::rc::Rc::new(aes_gcm::Aes128Gcm::new_from_slice(&key).unwrap());
-        let rc2 = rc.clone();
-        impls.push(Impl {
-            name: "rustcrypto".into(),
-            seal: Box::new(move |buf| {
-                rc.encrypt_in_place_detached(&nonce, &AAD, buf)
-                    .unwrap()
-                    .into()
-            }),
-            open: Box::new(move |buf, tag| {
-                rc2.decrypt_in_place_detached(&nonce, &AAD, buf, tag.into())
-                    .is_ok()
-            }),
-        });
+        impls.push(rustcrypto_impl::<aes_gcm::Aes128Gcm>(&key));
     } else {
-        let rc = std::rc::Rc::new(aes_gcm::Aes256Gcm::new_from_slice(&key).unwrap());
-        let rc2 = rc.clone();
-        impls.push(Impl {
-            name: "rustcrypto".into(),
-            seal: Box::new(move |buf| {
-                rc.encrypt_in_place_detached(&nonce, &AAD, buf)
-                    .unwrap()
-                    .into()
-            }),
-            open: Box::new(move |buf, tag| {
-                rc2.decrypt_in_place_detached(&nonce, &AAD, buf, tag.into())
-                    .is_ok()
-            }),
-        });
+        impls.push(rustcrypto_impl::<aes_gcm::Aes256Gcm>(&key));
     }
     let r = std::rc::Rc::new(reference::AesGcm::new(&key));
     let r2 = r.clone();
@@ -181,7 +180,6 @@ fn aes256gcm(c: &mut Criterion) {
 }
 
 fn chacha20poly1305(c: &mut Criterion) {
-    use chacha20poly1305::aead::{AeadInPlace, KeyInit};
     let key = [0x42u8; 32];
     let mut impls = vec![ring_impl(&ring::aead::CHACHA20_POLY1305, &key)];
     let (variants, skipped) = ChaChaKernels::runnable();
@@ -197,21 +195,7 @@ fn chacha20poly1305(c: &mut Criterion) {
             open: Box::new(move |buf, tag| k2.open_in_place(&NONCE, &AAD, buf, tag).is_ok()),
         });
     }
-    let nonce = chacha20poly1305::Nonce::from(NONCE);
-    let rc = std::rc::Rc::new(chacha20poly1305::ChaCha20Poly1305::new_from_slice(&key).unwrap());
-    let rc2 = rc.clone();
-    impls.push(Impl {
-        name: "rustcrypto".into(),
-        seal: Box::new(move |buf| {
-            rc.encrypt_in_place_detached(&nonce, &AAD, buf)
-                .unwrap()
-                .into()
-        }),
-        open: Box::new(move |buf, tag| {
-            rc2.decrypt_in_place_detached(&nonce, &AAD, buf, tag.into())
-                .is_ok()
-        }),
-    });
+    impls.push(rustcrypto_impl::<chacha20poly1305::ChaCha20Poly1305>(&key));
     impls.push(Impl {
         name: "reference".into(),
         seal: Box::new(move |buf| chacha_reference::seal(&key, &NONCE, &AAD, buf)),

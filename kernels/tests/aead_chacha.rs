@@ -3,15 +3,9 @@
 //! reference and `ring`, and bit-flip rejection. Variants this CPU cannot
 //! run are reported, not silently passed.
 
+mod aead_common;
+use aead_common::{edge_lengths, hex, Rng};
 use kernels::aead::chacha_reference as reference;
-
-fn hex(s: &str) -> Vec<u8> {
-    let s: String = s.split_whitespace().collect();
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
 
 #[test]
 fn rfc8439_2_3_2_block() {
@@ -100,24 +94,6 @@ fn variants() -> Vec<ChaChaKernels> {
     }
     assert!(!run.is_empty());
     run
-}
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
 }
 
 #[test]
@@ -231,18 +207,17 @@ fn check_case(
 #[test]
 fn differential_edge_lengths() {
     let mut rng = Rng(11);
-    let mut lens: Vec<usize> = (0..=80).collect();
-    for chunk in [192usize, 384, 1024] {
-        for k in 1..=2 {
-            for d in [-65isize, -64, -63, -1, 0, 1, 63, 64, 65] {
-                lens.push(((chunk * k) as isize + d) as usize);
-            }
-        }
-    }
+    // Every tail, around each iteration size (3, 6 and 16 blocks) and
+    // around the 2-/4-block quad steps of the leftover path.
+    let lens = edge_lengths(
+        80,
+        &[192, 384, 1024],
+        &[-65, -64, -63, -1, 0, 1, 63, 64, 65],
+    );
     for v in variants() {
         for &n in &lens {
-            let key: [u8; 32] = rng.bytes(32).try_into().unwrap();
-            let nonce: [u8; 12] = rng.bytes(12).try_into().unwrap();
+            let key: [u8; 32] = rng.array();
+            let nonce: [u8; 12] = rng.array();
             let aad_len = rng.below(70);
             let aad = rng.bytes(aad_len);
             let pt = rng.bytes(n);
@@ -257,8 +232,8 @@ fn differential_random_lengths_to_64k() {
     for v in variants() {
         for i in 0..16 {
             let n = if i == 0 { 65536 } else { rng.below(65537) };
-            let key: [u8; 32] = rng.bytes(32).try_into().unwrap();
-            let nonce: [u8; 12] = rng.bytes(12).try_into().unwrap();
+            let key: [u8; 32] = rng.array();
+            let nonce: [u8; 12] = rng.array();
             let aad_len = rng.below(600);
             let aad = rng.bytes(aad_len);
             let pt = rng.bytes(n);
@@ -287,9 +262,9 @@ fn every_single_bit_flip_is_rejected() {
     let mut rng = Rng(13);
     for v in variants() {
         for n in [0usize, 1, 64, 100, 1350] {
-            let key: [u8; 32] = rng.bytes(32).try_into().unwrap();
+            let key: [u8; 32] = rng.array();
             let k = ChaCha20Poly1305::with_kernels(&key, v);
-            let nonce: [u8; 12] = rng.bytes(12).try_into().unwrap();
+            let nonce: [u8; 12] = rng.array();
             let aad = rng.bytes(13);
             let mut ct = rng.bytes(n);
             let tag = k.seal_in_place(&nonce, &aad, &mut ct);

@@ -3,15 +3,10 @@
 //! against the reference and `ring`, and tag/ciphertext bit-flip rejection.
 //! Variants this CPU cannot run are reported, not silently passed.
 
+mod aead_common;
+use aead_common::{edge_lengths, hex, Rng};
 use kernels::aead::reference;
 use kernels::aead::{AesGcm, GcmKernels};
-
-fn hex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
 
 /// The variants to test; prints those skipped on this host.
 fn variants() -> Vec<GcmKernels> {
@@ -64,25 +59,6 @@ fn gcm_spec_vectors_kernels() {
     }
 }
 
-/// SplitMix64: deterministic test inputs.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
-}
-
 fn ring_seal(key: &[u8], nonce: &[u8; 12], aad: &[u8], data: &mut [u8]) -> Vec<u8> {
     use ring::aead;
     let alg = if key.len() == 16 {
@@ -99,22 +75,6 @@ fn ring_seal(key: &[u8], nonce: &[u8; 12], aad: &[u8], data: &mut [u8]) -> Vec<u
         )
         .unwrap();
     tag.as_ref().to_vec()
-}
-
-/// Lengths that cover every path: empty, partial blocks, one block short
-/// of / exactly / just past each chunk size (8 and 16 blocks) and twice it.
-fn edge_lengths() -> Vec<usize> {
-    let mut v: Vec<usize> = (0..=40).collect();
-    for chunk in [128usize, 256] {
-        for k in 1..=3 {
-            for d in [-17isize, -16, -15, -1, 0, 1, 15, 16, 17] {
-                v.push(((chunk * k) as isize + d) as usize);
-            }
-        }
-    }
-    v.sort_unstable();
-    v.dedup();
-    v
 }
 
 /// One seal/open check of `v` against the reference and ring, in place and
@@ -171,10 +131,11 @@ fn check_case(
 fn differential_edge_lengths() {
     let mut rng = Rng(1);
     for v in variants() {
-        for &n in &edge_lengths() {
+        // Every tail, one block short of / at / past each chunk (8 and 16 blocks).
+        for &n in &edge_lengths(40, &[128, 256], &[-17, -16, -15, -1, 0, 1, 15, 16, 17]) {
             for key_len in [16, 32] {
                 let key = rng.bytes(key_len);
-                let nonce: [u8; 12] = rng.bytes(12).try_into().unwrap();
+                let nonce: [u8; 12] = rng.array();
                 let aad_len = rng.below(70);
                 let aad = rng.bytes(aad_len);
                 let pt = rng.bytes(n);
@@ -191,7 +152,7 @@ fn differential_random_lengths_to_64k() {
         for i in 0..24 {
             let n = if i == 0 { 65536 } else { rng.below(65537) };
             let key = rng.bytes(if i % 2 == 0 { 16 } else { 32 });
-            let nonce: [u8; 12] = rng.bytes(12).try_into().unwrap();
+            let nonce: [u8; 12] = rng.array();
             let aad_len = rng.below(600);
             let aad = rng.bytes(aad_len);
             let pt = rng.bytes(n);
@@ -207,7 +168,7 @@ fn every_single_bit_flip_is_rejected() {
         for n in [0usize, 1, 16, 33, 200, 1350] {
             let key = rng.bytes(16);
             let g = AesGcm::with_kernels(&key, v);
-            let nonce: [u8; 12] = rng.bytes(12).try_into().unwrap();
+            let nonce: [u8; 12] = rng.array();
             let aad = rng.bytes(13);
             let mut ct = rng.bytes(n);
             let tag = g.seal_in_place(&nonce, &aad, &mut ct);

@@ -325,8 +325,18 @@ marg_asm! {
         mul1!(s, [key + POW + 15 * 16], xmm(acc_lo), xmm(acc_mi), xmm(acc_hi), xmm(t0), xmm(t1))
     }
 
-    // Common register roles and loads of the seal / open / ghash kernels.
+    // Register roles (see the module docs) and loads of seal / open.
     macro gcm_setup() {
+        let rounds = r9
+        let rklast = r10
+        let rk = v8
+        let acc_lo = v9
+        let acc_mi = v10
+        let acc_hi = v11
+        let t0 = v12
+        let t1 = v13
+        let ctr = v14
+        let bswap_mask = v15
         mov gpr32(rounds), dword ptr [key + 240]
         mov rklast, rounds
         shl rklast, 4
@@ -335,6 +345,18 @@ marg_asm! {
         vbroadcast16!(ctr, [state + 16])
         vbswap!(ctr, bswap_mask)            // counter as a little-endian dword 0
         vload!(xmm(acc_hi), [state])        // X (upper lanes zero)
+    }
+
+    // One block on xmm: xmm(v0) = [inp] ^ E_K(counter), stored to [out];
+    // counter + 1.
+    macro ctr_block() {
+        vmov!(xmm(v0), xmm(ctr))
+        vbswap!(xmm(v0), xmm(bswap_mask))
+        aes_block!(xmm(v0))
+        vload!(xmm(t0), [inp])
+        vxor!(xmm(v0), xmm(t0))
+        vstore!([out], xmm(v0))
+        vadd32!(xmm(ctr), [CTR_INC + 16])
     }
 
     // Stores X and the next counter block back into the state.
@@ -511,16 +533,6 @@ marg_asm! {
             avx2_vaes(level = avx2_vaes, width = 32),
             avx512(level = avx512, width = 64),
         }
-        let rounds = r9
-        let rklast = r10
-        let rk = v8
-        let acc_lo = v9
-        let acc_mi = v10
-        let acc_hi = v11
-        let t0 = v12
-        let t1 = v13
-        let ctr = v14
-        let bswap_mask = v15
         gcm_setup!()
         cmp blocks, B
         jb tail
@@ -542,14 +554,8 @@ marg_asm! {
         test blocks, blocks
         jz done
     tail_block:
-        vmov!(xmm(v0), xmm(ctr))
-        vbswap!(xmm(v0), xmm(bswap_mask))
-        aes_block!(xmm(v0))
-        vload!(xmm(t0), [inp])
-        vxor!(xmm(v0), xmm(t0))             // C = P ^ E_K(counter)
-        vstore!([out], xmm(v0))
+        ctr_block!()                        // C = P ^ E_K(counter)
         ghash_block!(xmm(v0))
-        vadd32!(xmm(ctr), [CTR_INC + 16])
         add inp, 16
         add out, 16
         dec blocks
@@ -568,16 +574,6 @@ marg_asm! {
             avx2_vaes(level = avx2_vaes, width = 32),
             avx512(level = avx512, width = 64),
         }
-        let rounds = r9
-        let rklast = r10
-        let rk = v8
-        let acc_lo = v9
-        let acc_mi = v10
-        let acc_hi = v11
-        let t0 = v12
-        let t1 = v13
-        let ctr = v14
-        let bswap_mask = v15
         gcm_setup!()
     main_loop:
         cmp blocks, B
@@ -593,13 +589,7 @@ marg_asm! {
     tail_block:
         vload!(xmm(v1), [inp])
         ghash_block!(xmm(v1))               // hash C before out (maybe = inp) is written
-        vmov!(xmm(v0), xmm(ctr))
-        vbswap!(xmm(v0), xmm(bswap_mask))
-        aes_block!(xmm(v0))
-        vload!(xmm(t0), [inp])
-        vxor!(xmm(v0), xmm(t0))             // P = C ^ E_K(counter)
-        vstore!([out], xmm(v0))
-        vadd32!(xmm(ctr), [CTR_INC + 16])
+        ctr_block!()                        // P = C ^ E_K(counter)
         add inp, 16
         add out, 16
         dec blocks

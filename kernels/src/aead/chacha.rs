@@ -69,15 +69,7 @@ impl ChaChaKernels {
 
     /// Every variant this host can run, and the names of those skipped.
     pub fn runnable() -> (Vec<ChaChaKernels>, Vec<&'static str>) {
-        let mut run = Vec::new();
-        let mut skipped = Vec::new();
-        for v in asm::CHACHA20_XOR.meta().variants {
-            match ChaChaKernels::variant(v.name) {
-                Ok(k) => run.push(k),
-                Err(_) => skipped.push(v.name),
-            }
-        }
-        (run, skipped)
+        super::runnable_with(asm::CHACHA20_XOR.meta(), ChaChaKernels::variant)
     }
 }
 

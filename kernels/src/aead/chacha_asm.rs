@@ -227,6 +227,14 @@ marg_asm! {
         add hp, 16
     }
 
+    // The four state rows, each broadcast to every lane, into the frame.
+    macro state_to_frame() {
+        for r in 0..4 {
+            vbroadcast16!(v{r}, [state + 16 * r])
+            vstore!([frame + r * W], v{r})
+        }
+    }
+
     // One iteration over nq quads (nq·L blocks; nq = K in the main loops):
     // keystream from the frame state xored from inp into out, counter row
     // advanced; with `hash` = 1 (only with nq = K), also 4·PB Poly1305
@@ -338,10 +346,7 @@ marg_asm! {
         }
         let dround = r8
         // Broadcast the four state rows into the frame.
-        for r in 0..4 {
-            vbroadcast16!(v{r}, [state + 16 * r])
-            vstore!([frame + r * W], v{r})
-        }
+        state_to_frame!()
     main_loop:
         cmp blocks, PB
         jb tail
@@ -415,10 +420,7 @@ marg_asm! {
         xor gpr32(d2), gpr32(d2)
         xor gpr32(d3), gpr32(d3)
         xor gpr32(dround), gpr32(dround)
-        for r in 0..4 {
-            vbroadcast16!(v{r}, [state + 16 * r])
-            vstore!([frame + r * W], v{r})
-        }
+        state_to_frame!()
         mov out, outp
         mov h0, [pst]
         mov h1, [pst + 8]

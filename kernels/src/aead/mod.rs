@@ -189,16 +189,25 @@ impl GcmKernels {
     /// Every variant this host can run, in declaration order, and the
     /// names of those it must skip.
     pub fn runnable() -> (Vec<GcmKernels>, Vec<&'static str>) {
-        let mut run = Vec::new();
-        let mut skipped = Vec::new();
-        for v in asm::AES_GCM_SEAL.meta().variants {
-            match GcmKernels::variant(v.name) {
-                Ok(k) => run.push(k),
-                Err(_) => skipped.push(v.name),
-            }
-        }
-        (run, skipped)
+        runnable_with(asm::AES_GCM_SEAL.meta(), GcmKernels::variant)
     }
+}
+
+/// Builds `make(name)` for every variant of `meta`; returns those built
+/// and the names of those this host cannot run.
+fn runnable_with<T>(
+    meta: &'static KernelMeta,
+    make: impl Fn(&'static str) -> Result<T, SelectError>,
+) -> (Vec<T>, Vec<&'static str>) {
+    let mut run = Vec::new();
+    let mut skipped = Vec::new();
+    for v in meta.variants {
+        match make(v.name) {
+            Ok(k) => run.push(k),
+            Err(_) => skipped.push(v.name),
+        }
+    }
+    (run, skipped)
 }
 
 /// AES-GCM under one key (16 or 32 bytes).
