@@ -185,34 +185,35 @@ marg_asm! {
         undiagonalize!(nq)
     }
 
-    // h = (h + m + 2^128)·r mod 2^130 - 5 (partially reduced) for the block
-    // m at hp; hp += 16. r0, r1, s1 = r1 + r1/4 live in the frame.
-    macro poly_block() {
-        add h0, [hp]                        // h += m + 2^128
-        adc h1, [hp + 8]
-        adc h2, 1
-        mov rax, [frame + POLY_R1]
+    // h = (h + m + pad·2^128)·r mod 2^130 - 5 (partially reduced) for the
+    // block m at [src]; r0, r1 and s1 = r1 + r1/4 are registers or memory
+    // operands. Uses h0-h2, d1-d3, rax, rdx.
+    macro poly_step(src, pad, r0, r1, s1) {
+        add h0, [src]                       // h += m + pad·2^128
+        adc h1, [src + 8]
+        adc h2, pad
+        mov rax, r1
         mul h0                              // h0·r1
         mov d2, rax
-        mov rax, [frame + POLY_R0]
+        mov rax, r0
         mov d3, rdx
         mul h0                              // h0·r0
         mov h0, rax
-        mov rax, [frame + POLY_R0]
+        mov rax, r0
         mov d1, rdx
         mul h1                              // h1·r0
         add d2, rax
-        mov rax, [frame + POLY_S1]
+        mov rax, s1
         adc d3, rdx
-        mul h1                              // h1·s1
+        mul h1                              // h1·s1 (= h1·r1·2^128 mod p)
         mov h1, h2
         add h0, rax
         adc d1, rdx
-        imul h1, [frame + POLY_S1]          // h2·s1
+        imul h1, s1                         // h2·s1 (h2 is a few bits)
         add d2, h1
         mov h1, d1
         adc d3, 0
-        imul h2, [frame + POLY_R0]          // h2·r0
+        imul h2, r0                         // h2·r0
         add h1, d2
         mov rax, -4
         adc d3, h2
@@ -224,6 +225,11 @@ marg_asm! {
         add h0, rax
         adc h1, 0
         adc h2, 0
+    }
+
+    // poly_step on [hp] with the key in the fused kernel's frame; hp += 16.
+    macro poly_block() {
+        poly_step!(hp, 1, qword ptr [frame + POLY_R0], qword ptr [frame + POLY_R1], qword ptr [frame + POLY_S1])
         add hp, 16
     }
 
@@ -477,43 +483,7 @@ marg_asm! {
         shr s1, 2
         add s1, r1                          // s1 = 5·r1/4 (4 | r1)
     next_block:
-        add h0, [data]                      // h += m (+ padbit·2^128)
-        adc h1, [data + 8]
-        adc h2, padbit
-        mov rax, r1
-        mul h0                              // h0·r1
-        mov d2, rax
-        mov rax, r0
-        mov d3, rdx
-        mul h0                              // h0·r0
-        mov h0, rax
-        mov rax, r0
-        mov d1, rdx
-        mul h1                              // h1·r0
-        add d2, rax
-        mov rax, s1
-        adc d3, rdx
-        mul h1                              // h1·s1 (= h1·r1·2^128 mod p)
-        mov h1, h2
-        add h0, rax
-        adc d1, rdx
-        imul h1, s1                         // h2·s1 (small h2)
-        add d2, h1
-        mov h1, d1
-        adc d3, 0
-        imul h2, r0                         // h2·r0
-        add h1, d2
-        mov rax, -4
-        adc d3, h2
-        // fold bits >= 2^130 back: (d3 >> 2)·2^130 = 5·(d3 >> 2)
-        and rax, d3
-        mov h2, d3
-        shr d3, 2
-        and h2, 3
-        add rax, d3
-        add h0, rax
-        adc h1, 0
-        adc h2, 0
+        poly_step!(data, padbit, r0, r1, s1)
         add data, 16
         dec n
         jnz next_block
