@@ -42,8 +42,8 @@
 //! ## Poly1305
 //!
 //! Radix 2^64: `h = h0 + h1·2^64 + h2·2^128` (h2 a few bits), `r = r0 +
-//! r1·2^64` clamped so that `4 | r1`, hence `r1·2^128 = (5·r1/4)·2^... mod
-//! p`: with `s1 = r1 + r1/4`,
+//! r1·2^64` clamped so that `4 | r1`. Since `2^130 = 5 (mod p)`,
+//! `r1·2^128 = (5·r1/4) = s1 (mod p)` exactly, with `s1 = r1 + r1/4`:
 //!
 //! ```text
 //! h·r mod p = (h0·r0 + h1·s1) + (h0·r1 + h1·r0 + h2·s1)·2^64 + (h2·r0)·2^128
