@@ -3,6 +3,7 @@
 //! | kernel | computes | variants |
 //! |---|---|---|
 //! | [`CHACHA20_XOR`] | `out = in ^ ChaCha20(state, counter..)` over whole 64-byte blocks | `baseline` (SSSE3, xmm), `avx2` (ymm), `avx512` (zmm) |
+//! | [`CHACHA20_POLY1305_XOR`] | `CHACHA20_XOR` of whole iterations fused with Poly1305 of a same-length stream | `baseline`, `avx2`, `avx512` |
 //! | [`POLY1305_BLOCKS`] | the Poly1305 accumulator over whole 16-byte blocks | `baseline` (scalar `mul`) |
 //!
 //! ## ChaCha20: one source for three widths
