@@ -38,14 +38,14 @@
 //! ## GHASH representation
 //!
 //! A block `b` enters as `R(b)`, its 16 bytes reversed (`pshufb` with
-//! [`BSWAP`]), so that bit `127 - i` of the register holds the coefficient
+//! `BSWAP`), so that bit `127 - i` of the register holds the coefficient
 //! of `x^i`. The carry-less product of two reflected values is the reflected
 //! product shifted by one bit; with `G' = x^128 + x^127 + x^126 + x^121 + 1`
 //! (`G` reflected) one gets `R(ab) = R(a)·R(b)·x^-127 mod G'`. The key
 //! schedule stores `H^k' = R(H^k)·x mod G'`, so that
 //! `R(a·H^k) = R(a)·H^k'·x^-128 mod G'`: a 256-bit carry-less product
 //! followed by a Montgomery reduction by `x^128`, done as two 64-bit folds
-//! with the constant [`GFPOLY`] (`x^63 + x^62 + x^57` in its high half):
+//! with the constant `GFPOLY` (`x^63 + x^62 + x^57` in its high half):
 //!
 //! ```text
 //! P = HI·x^128 + MI·x^64 + LO
@@ -60,7 +60,7 @@
 //! `H^16` down to `H^1`); `LO`, `MI`, `HI` accumulate over the chunk and are
 //! reduced once, lane-wise, then the lanes are XORed together.
 //!
-//! ## Context layout ([`super::GcmKey`])
+//! ## Context layout (`GcmKey`)
 //!
 //! | offset | contents |
 //! |---|---|

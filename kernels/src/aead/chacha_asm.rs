@@ -18,7 +18,7 @@
 //! SSE/AVX2 — and 4 at W=64), so one iteration makes `K·L` blocks: 3, 6
 //! and 16.
 //!
-//! Rotations: by 16 and 8 with `pshufb` ([`ROT16`], [`ROT8`]), by 12 and 7
+//! Rotations: by 16 and 8 with `pshufb` (`ROT16`, `ROT8`), by 12 and 7
 //! with two shifts and an OR; AVX-512 has `vprold` for all four.
 //!
 //! Storing: at W=16 each quad is one block, rows in order. At W=32 lane `j`
@@ -395,7 +395,7 @@ marg_asm! {
     }
 
     /// ChaCha20 of `iters · PB` whole blocks (PB = 3, 6, 16 by variant) as
-    /// [`chacha20_xor`], fused with Poly1305 of the `iters · 4·PB` 16-byte
+    /// `chacha20_xor`, fused with Poly1305 of the `iters · 4·PB` 16-byte
     /// blocks at `hp` (each with the 2^128 bit): the scalar multiply chain
     /// runs on the integer ports in the shadow of the vector rounds. `pst`
     /// = `[h0, h1, h2, r0, r1]` (h updated). Open hashes `hp = inp`

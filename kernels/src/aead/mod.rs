@@ -1,7 +1,7 @@
 //! Authenticated encryption: AES-GCM (AES-128 and AES-256, 96-bit nonces,
 //! 128-bit tags) on AES-NI / VAES and (V)PCLMULQDQ kernels.
 //!
-//! [`reference`] is the specification (bytewise AES and shift-and-xor
+//! [`reference`](mod@reference) is the specification (bytewise AES and shift-and-xor
 //! GHASH); [`asm`] holds the kernels and documents their algorithm and
 //! register layout. The safe API:
 //!
