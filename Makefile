@@ -57,6 +57,7 @@ fuzz:
 
 bench-kernels:
 	$(CARGO) bench -p kernels --bench http1
+	$(CARGO) bench -p kernels --bench aead
 
 bench: deps
 	bash bench/run.sh
