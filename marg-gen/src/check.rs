@@ -15,7 +15,7 @@
 //!    (abstract interpretation over the control-flow graph: push/pop,
 //!    `add/sub rsp, imm`, the `mov rbp, rsp; and rsp, -N ... mov rsp, rbp`
 //!    frame pattern; any other write to `rsp` is a violation, and paths that
-//!    meet must agree);
+//!    meet must agree on the stack layout; register contents are joined);
 //! 4. [`Rule::Vzeroupper`]: no path reaches `ret` from a ymm/zmm write
 //!    without a `vzeroupper`/`vzeroall` in between;
 //! 5. [`Rule::Forbidden`]: nothing privileged or that leaves the kernel:
@@ -702,16 +702,31 @@ fn rule_stack(instrs: &[Instruction], succ: &[Vec<usize>], out: &mut Vec<Violati
                     work.push(s);
                 }
                 Some(old) => {
-                    let same =
-                        old.rsp == st.rsp && old.intact == st.intact && old.frame == st.frame;
-                    if !same && !reported[s] {
-                        reported[s] = true;
-                        out.push(violation(
-                            &instrs[s],
-                            Rule::CalleeSaved,
-                            "paths that meet here disagree about rsp or the callee-saved registers"
-                                .into(),
-                        ));
+                    // The stack layout must agree where paths meet; what a
+                    // register holds is joined (it is the caller's value
+                    // only if it is on every incoming path), and the join
+                    // is propagated until nothing changes: a loop that
+                    // clobbers a saved register is fine as long as every
+                    // path to `ret` restores it.
+                    if old.rsp != st.rsp || old.frame != st.frame {
+                        if !reported[s] {
+                            reported[s] = true;
+                            out.push(violation(
+                                &instrs[s],
+                                Rule::CalleeSaved,
+                                "paths that meet here disagree about rsp or the frame".into(),
+                            ));
+                        }
+                        continue;
+                    }
+                    let mut joined = old.clone();
+                    for (j, i) in joined.intact.iter_mut().zip(st.intact) {
+                        *j &= i;
+                    }
+                    joined.slots.retain(|slot| st.slots.contains(slot));
+                    if joined.intact != old.intact || joined.slots != old.slots {
+                        states[s] = Some(joined);
+                        work.push(s);
                     }
                 }
             }
@@ -850,6 +865,19 @@ mod tests {
         // push rbx; test rdi, rdi; jz L; pop rbx; ret; L: ret
         let b = [0x53, 0x48, 0x85, 0xff, 0x74, 0x02, 0x5b, RET, RET];
         assert_eq!(rules(&b), vec![Rule::CalleeSaved]);
+        // A loop whose body is the first writer of a saved register:
+        // push rbx; xor ecx, ecx; L: mov rbx, rcx; inc rcx; cmp rcx, rdi;
+        // jb L; pop rbx; ret  — fine (the join at L is "rbx clobbered").
+        let looped = [
+            0x53, 0x31, 0xc9, 0x48, 0x89, 0xcb, 0x48, 0xff, 0xc1, 0x48, 0x39, 0xf9, 0x72, 0xf5,
+            0x5b, RET,
+        ];
+        assert!(rules(&looped).is_empty(), "{:?}", rules(&looped));
+        // The same loop without the save/restore must still fail.
+        let unsaved = [
+            0x31, 0xc9, 0x48, 0x89, 0xcb, 0x48, 0xff, 0xc1, 0x48, 0x39, 0xf9, 0x72, 0xf5, RET,
+        ];
+        assert_eq!(rules(&unsaved), vec![Rule::CalleeSaved]);
         // Paths that disagree at a merge: test rdi,rdi; jz L; push rax; L: ret
         let b = [0x48, 0x85, 0xff, 0x74, 0x01, 0x50, RET];
         assert!(rules(&b).contains(&Rule::CalleeSaved));
