@@ -423,23 +423,21 @@ mod tests {
     // `mov rax, rdi; add rax, rsi; ret` — hand-assembled so this test does
     // not depend on the encoder.
     static ADD_CODE: [u8; 7] = [0x48, 0x89, 0xf8, 0x48, 0x01, 0xf0, 0xc3];
+    /// A variant of the hand-assembled `add` kernel.
+    const fn add_variant(name: &'static str, features: FeatureSet, width: u32) -> VariantMeta {
+        VariantMeta {
+            name,
+            features,
+            width,
+            code: &ADD_CODE,
+            code_len: 7,
+            listing: &[],
+        }
+    }
+
     static VARIANTS: [VariantMeta; 2] = [
-        VariantMeta {
-            name: "baseline",
-            features: level::BASELINE,
-            width: 16,
-            code: &ADD_CODE,
-            code_len: 7,
-            listing: &[],
-        },
-        VariantMeta {
-            name: "avx512",
-            features: level::AVX512,
-            width: 64,
-            code: &ADD_CODE,
-            code_len: 7,
-            listing: &[],
-        },
+        add_variant("baseline", level::BASELINE, 16),
+        add_variant("avx512", level::AVX512, 64),
     ];
     static META: KernelMeta = KernelMeta {
         name: "add",
@@ -458,30 +456,13 @@ mod tests {
     }
 
     static AES_VARIANTS: [VariantMeta; 3] = [
-        VariantMeta {
-            name: "baseline",
-            features: level::BASELINE.with(Feature::Aes).with(Feature::Pclmulqdq),
-            width: 16,
-            code: &ADD_CODE,
-            code_len: 7,
-            listing: &[],
-        },
-        VariantMeta {
-            name: "avx2_vaes",
-            features: level::AVX2_VAES,
-            width: 32,
-            code: &ADD_CODE,
-            code_len: 7,
-            listing: &[],
-        },
-        VariantMeta {
-            name: "avx512",
-            features: level::AVX512,
-            width: 64,
-            code: &ADD_CODE,
-            code_len: 7,
-            listing: &[],
-        },
+        add_variant(
+            "baseline",
+            level::BASELINE.with(Feature::Aes).with(Feature::Pclmulqdq),
+            16,
+        ),
+        add_variant("avx2_vaes", level::AVX2_VAES, 32),
+        add_variant("avx512", level::AVX512, 64),
     ];
     static AES_META: KernelMeta = KernelMeta {
         name: "aes",
