@@ -101,58 +101,65 @@ fn bench_scans(c: &mut Criterion) {
     );
 }
 
+/// One needle-search group: every kernel variant, the reference and the
+/// anchor crate on inputs of `SIZES` whose only match is the last byte.
+fn needle_group<K, R, A>(
+    c: &mut Criterion,
+    name: &str,
+    variants: Vec<(&str, K)>,
+    reference: R,
+    anchor: (&str, A),
+) where
+    K: Fn(&[u8]) -> usize,
+    R: Fn(&[u8]) -> usize,
+    A: Fn(&[u8]) -> Option<usize>,
+{
+    let mut g = c.benchmark_group(name);
+    for &n in &SIZES {
+        let data = input(n, b'a', b'\n');
+        g.throughput(Throughput::Bytes(n as u64));
+        for (v, f) in &variants {
+            g.bench_with_input(BenchmarkId::new(*v, n), &data, |b, d| {
+                b.iter(|| f(black_box(d)))
+            });
+        }
+        g.bench_with_input(BenchmarkId::new("reference", n), &data, |b, d| {
+            b.iter(|| reference(black_box(d)))
+        });
+        g.bench_with_input(BenchmarkId::new(anchor.0, n), &data, |b, d| {
+            b.iter(|| (anchor.1)(black_box(d)))
+        });
+    }
+    g.finish();
+}
+
 fn bench_find_bytes(c: &mut Criterion) {
-    let mut g = c.benchmark_group("find_byte2");
-    for &n in &SIZES {
-        let data = input(n, b'a', b'\n');
-        g.throughput(Throughput::Bytes(n as u64));
-        for (v, f) in asm::FIND_BYTE2.runnable() {
-            g.bench_with_input(BenchmarkId::new(v.name, n), &data, |b, d| {
-                // SAFETY: the kernel reads only `d`.
-                b.iter(|| unsafe {
-                    f(
-                        black_box(d.as_ptr()),
-                        d.len(),
-                        u32::from(b'\r'),
-                        u32::from(b'\n'),
-                    )
-                })
-            });
-        }
-        g.bench_with_input(BenchmarkId::new("reference", n), &data, |b, d| {
-            b.iter(|| reference::find_byte2(black_box(d), b'\r', b'\n'))
-        });
-        g.bench_with_input(BenchmarkId::new("memchr::memchr2", n), &data, |b, d| {
-            b.iter(|| memchr::memchr2(b'\r', b'\n', black_box(d)))
-        });
-    }
-    g.finish();
-    let mut g = c.benchmark_group("find_byte3");
-    for &n in &SIZES {
-        let data = input(n, b'a', b'\n');
-        g.throughput(Throughput::Bytes(n as u64));
-        for (v, f) in asm::FIND_BYTE3.runnable() {
-            g.bench_with_input(BenchmarkId::new(v.name, n), &data, |b, d| {
-                // SAFETY: the kernel reads only `d`.
-                b.iter(|| unsafe {
-                    f(
-                        black_box(d.as_ptr()),
-                        d.len(),
-                        u32::from(b'\r'),
-                        u32::from(b'\n'),
-                        0,
-                    )
-                })
-            });
-        }
-        g.bench_with_input(BenchmarkId::new("reference", n), &data, |b, d| {
-            b.iter(|| reference::find_byte3(black_box(d), b'\r', b'\n', 0))
-        });
-        g.bench_with_input(BenchmarkId::new("memchr::memchr3", n), &data, |b, d| {
-            b.iter(|| memchr::memchr3(b'\r', b'\n', 0, black_box(d)))
-        });
-    }
-    g.finish();
+    let find2 = asm::FIND_BYTE2.runnable().into_iter().map(|(v, f)| {
+        // SAFETY: the kernel reads only `d`.
+        (v.name, move |d: &[u8]| unsafe {
+            f(d.as_ptr(), d.len(), 13, 10)
+        })
+    });
+    needle_group(
+        c,
+        "find_byte2",
+        find2.collect(),
+        |d| reference::find_byte2(d, b'\r', b'\n'),
+        ("memchr::memchr2", |d| memchr::memchr2(b'\r', b'\n', d)),
+    );
+    let find3 = asm::FIND_BYTE3.runnable().into_iter().map(|(v, f)| {
+        // SAFETY: the kernel reads only `d`.
+        (v.name, move |d: &[u8]| unsafe {
+            f(d.as_ptr(), d.len(), 13, 10, 0)
+        })
+    });
+    needle_group(
+        c,
+        "find_byte3",
+        find3.collect(),
+        |d| reference::find_byte3(d, b'\r', b'\n', 0),
+        ("memchr::memchr3", |d| memchr::memchr3(b'\r', b'\n', 0, d)),
+    );
     // Single-byte search, the memchr anchor the issue quotes.
     let mut g = c.benchmark_group("find_byte_4k");
     let data = input(4096, b'a', b'\n');
