@@ -588,15 +588,25 @@ marg_asm! {
     }
 
     // Shared body of find_byte2/find_byte3: needles already broadcast in
-    // v8/v9/v10. 4W-byte blocks are tested with one OR-reduced check; the
-    // block that hits is re-scanned one vector at a time.
+    // v8/v9/v10. After the first (unaligned) vector, loads are W-aligned;
+    // 4W-byte blocks are tested with one OR-reduced check, and the block
+    // that hits is re-scanned one vector at a time.
     macro find_bytes(three) {
         xor eax, eax
         cmp rsi, W
         jb short_input
+        // The first W bytes unaligned; from there on W-aligned loads, which
+        // never split a cache line (re-checking the overlap is harmless).
+        needles_mask!([rdi], v8, v9, v10, three, v0, v1, v2)
+        test rdx, rdx
+        jnz found
+        mov eax, edi
+        and eax, W - 1
+        neg rax
+        add rax, W                      // i = first W-aligned offset past ptr, 1..=W
         lea rcx, [rax + 4 * W]
         cmp rcx, rsi
-        ja main_loop
+        ja single_check
     wide_loop:                          // while i + 4W <= len
         needles_any4!(rdi + rax, v8, v9, v10, three, v4, v5, v6, v7, v3)
         jnz main_loop                   // a hit in these 4W bytes: find it
@@ -604,6 +614,7 @@ marg_asm! {
         lea rcx, [rax + 4 * W]
         cmp rcx, rsi
         jbe wide_loop
+    single_check:
         lea rcx, [rax + W]
         cmp rcx, rsi
         ja tail
