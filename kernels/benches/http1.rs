@@ -160,20 +160,19 @@ fn bench_find_bytes(c: &mut Criterion) {
         |d| reference::find_byte3(d, b'\r', b'\n', 0),
         ("memchr::memchr3", |d| memchr::memchr3(b'\r', b'\n', 0, d)),
     );
-    // Single-byte search, the memchr anchor the issue quotes.
-    let mut g = c.benchmark_group("find_byte_4k");
-    let data = input(4096, b'a', b'\n');
-    g.throughput(Throughput::Bytes(4096));
-    for (v, f) in asm::FIND_BYTE2.runnable() {
-        g.bench_function(v.name, |b| {
-            // SAFETY: the kernel reads only `data`.
-            b.iter(|| unsafe { f(black_box(data.as_ptr()), data.len(), 10, 10) })
-        });
-    }
-    g.bench_function("memchr::memchr", |b| {
-        b.iter(|| memchr::memchr(b'\n', black_box(&data)))
+    let find1 = asm::FIND_BYTE.runnable().into_iter().map(|(v, f)| {
+        // SAFETY: the kernel reads only `d`.
+        (v.name, move |d: &[u8]| unsafe {
+            f(d.as_ptr(), d.len(), 10)
+        })
     });
-    g.finish();
+    needle_group(
+        c,
+        "find_byte",
+        find1.collect(),
+        |d| reference::find_byte(d, b'\n'),
+        ("memchr::memchr", |d| memchr::memchr(b'\n', d)),
+    );
 }
 
 fn bench_eq_and_numbers(c: &mut Criterion) {

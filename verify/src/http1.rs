@@ -2,7 +2,7 @@
 
 use crate::guard::{Guarded, Placement};
 use crate::{Case, Subject, MAX_WIDTH};
-use kernels::http1::asm::{self, DigitsFn, Find2Fn, Find3Fn, ScanFn};
+use kernels::http1::asm::{self, DigitsFn, Find1Fn, Find2Fn, Find3Fn, ScanFn};
 use kernels::http1::reference::{self, Digits};
 use marg_gen::rt::{Kernel, KernelMeta, VariantMeta};
 use proptest::prelude::*;
@@ -83,17 +83,19 @@ impl Subject for Scan {
     }
 }
 
-/// `find_byte2` / `find_byte3`.
+/// `find_byte` / `find_byte2` / `find_byte3`.
 struct FindBytes {
+    kernel1: Option<&'static Kernel<Find1Fn>>,
     kernel2: Option<&'static Kernel<Find2Fn>>,
     kernel3: Option<&'static Kernel<Find3Fn>>,
 }
 
 impl Subject for FindBytes {
     fn meta(&self) -> &'static KernelMeta {
-        match (self.kernel2, self.kernel3) {
-            (Some(k), _) => k.meta(),
-            (_, Some(k)) => k.meta(),
+        match (self.kernel1, self.kernel2, self.kernel3) {
+            (Some(k), _, _) => k.meta(),
+            (_, Some(k), _) => k.meta(),
+            (_, _, Some(k)) => k.meta(),
             _ => unreachable!("one kernel is always set"),
         }
     }
@@ -123,7 +125,12 @@ impl Subject for FindBytes {
         let g = Guarded::new(&case.a, p);
         let b = g.bytes();
         let [x, y, z] = case.params;
-        let (got, want) = if let Some(k) = self.kernel2 {
+        let (got, want) = if let Some(k) = self.kernel1 {
+            let f = k.variant_of(v).map_err(|e| e.to_string())?;
+            // SAFETY: reads only `b`; the needle is a plain value.
+            let got = unsafe { f(b.as_ptr(), b.len(), u32::from(x)) };
+            (got, reference::find_byte(&case.a, x))
+        } else if let Some(k) = self.kernel2 {
             let f = k.variant_of(v).map_err(|e| e.to_string())?;
             // SAFETY: reads only `b`; the needles are plain values.
             let got = unsafe { f(b.as_ptr(), b.len(), u32::from(x), u32::from(y)) };
@@ -341,11 +348,18 @@ static SCAN_FIELD_VALUE: Scan = Scan {
     reference: reference::scan_field_value,
     common: b"text/html, application/xhtml+xml; q=0.9 \t\x80\xff",
 };
+static FIND_BYTE: FindBytes = FindBytes {
+    kernel1: Some(&asm::FIND_BYTE),
+    kernel2: None,
+    kernel3: None,
+};
 static FIND_BYTE2: FindBytes = FindBytes {
+    kernel1: None,
     kernel2: Some(&asm::FIND_BYTE2),
     kernel3: None,
 };
 static FIND_BYTE3: FindBytes = FindBytes {
+    kernel1: None,
     kernel2: None,
     kernel3: Some(&asm::FIND_BYTE3),
 };
@@ -368,6 +382,7 @@ pub fn subjects() -> Vec<&'static dyn Subject> {
         &SCAN_TOKEN,
         &SCAN_TARGET,
         &SCAN_FIELD_VALUE,
+        &FIND_BYTE,
         &FIND_BYTE2,
         &FIND_BYTE3,
         &EQ,

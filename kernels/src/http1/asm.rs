@@ -40,6 +40,8 @@ use marg_macros::marg_asm;
 
 /// `(ptr, len) -> index` scanners.
 pub type ScanFn = unsafe extern "sysv64" fn(*const u8, usize) -> usize;
+/// `(ptr, len, a) -> index` one-needle search.
+pub type Find1Fn = unsafe extern "sysv64" fn(*const u8, usize, u32) -> usize;
 /// `(ptr, len, a, b) -> index` two-needle search.
 pub type Find2Fn = unsafe extern "sysv64" fn(*const u8, usize, u32, u32) -> usize;
 /// `(ptr, len, a, b, c) -> index` three-needle search.
@@ -473,37 +475,41 @@ marg_asm! {
         ret
     }
 
-    // rdx = bit j set iff byte j at `src` equals a needle in `a`/`b`
-    // (and `c` when `three` is 1); t0..t2 scratch.
-    macro needles_mask(src, a, b, c, three, t0, t1, t2) {
+    // rdx = bit j set iff byte j at `src` equals one of the first `n`
+    // needles in `a`, `b`, `c` (n = 1, 2 or 3); t0..t2 scratch.
+    macro needles_mask(src, a, b, c, n, t0, t1, t2) {
         if W == 16 {
             movdqu t0, src
-            movdqa t1, t0
-            pcmpeqb t1, a
-            if three == 1 {
+            if n >= 2 {
+                movdqa t1, t0
+                pcmpeqb t1, b
+            }
+            if n == 3 {
                 movdqa t2, t0
                 pcmpeqb t2, c
                 por t1, t2
             }
-            pcmpeqb t0, b
-            por t0, t1
+            pcmpeqb t0, a
+            if n >= 2 { por t0, t1 }
             pmovmskb edx, t0
         } else if W == 32 {
             vmovdqu t0, src
-            vpcmpeqb t1, t0, a
-            if three == 1 {
+            if n >= 2 { vpcmpeqb t1, t0, b }
+            if n == 3 {
                 vpcmpeqb t2, t0, c
                 vpor t1, t1, t2
             }
-            vpcmpeqb t0, t0, b
-            vpor t0, t0, t1
+            vpcmpeqb t0, t0, a
+            if n >= 2 { vpor t0, t0, t1 }
             vpmovmskb edx, t0
         } else {
             vmovdqu8 t0, src
             vpcmpeqb k1, t0, a
-            vpcmpeqb k2, t0, b
-            korq k1, k1, k2
-            if three == 1 {
+            if n >= 2 {
+                vpcmpeqb k2, t0, b
+                korq k1, k1, k2
+            }
+            if n == 3 {
                 vpcmpeqb k2, t0, c
                 korq k1, k1, k2
             }
@@ -511,57 +517,41 @@ marg_asm! {
         }
     }
 
-    // Sets ZF iff none of the 4W bytes at `base` equals a needle; leaves the
-    // per-vector hits in t0..t3 (W < 64) or k1 (W = 64).
-    macro needles_any4(base, a, b, c, three, t0, t1, t2, t3, t4) {
+    // Sets ZF iff none of the 4W bytes at `base` equals one of the first `n`
+    // needles. Loads go to v12..v15, per-vector hits to v4..v7 (W < 64) or
+    // are OR-ed into k1 (W = 64); t scratch.
+    macro needles_any4(base, a, b, c, n, t) {
         if W == 16 {
             for u in 0..4 {
                 movdqu v{u + 12}, [base + u * W]
+                movdqa v{u + 4}, v{u + 12}
+                pcmpeqb v{u + 4}, a
+                if n >= 2 {
+                    movdqa t, v{u + 12}
+                    pcmpeqb t, b
+                    por v{u + 4}, t
+                }
+                if n == 3 {
+                    pcmpeqb v{u + 12}, c
+                    por v{u + 4}, v{u + 12}
+                }
             }
-            movdqa t0, v12
-            pcmpeqb t0, a
-            movdqa t4, v12
-            pcmpeqb t4, b
-            por t0, t4
-            movdqa t1, v13
-            pcmpeqb t1, a
-            movdqa t4, v13
-            pcmpeqb t4, b
-            por t1, t4
-            movdqa t2, v14
-            pcmpeqb t2, a
-            movdqa t4, v14
-            pcmpeqb t4, b
-            por t2, t4
-            movdqa t3, v15
-            pcmpeqb t3, a
-            movdqa t4, v15
-            pcmpeqb t4, b
-            por t3, t4
-            if three == 1 {
-                pcmpeqb v12, c
-                por t0, v12
-                pcmpeqb v13, c
-                por t1, v13
-                pcmpeqb v14, c
-                por t2, v14
-                pcmpeqb v15, c
-                por t3, v15
-            }
-            por t0, t1
-            por t2, t3
-            por t0, t2
-            pmovmskb edx, t0
+            por v4, v5
+            por v6, v7
+            por v4, v6
+            pmovmskb edx, v4
             test edx, edx
         } else if W == 32 {
             for u in 0..4 {
                 vmovdqu v{u + 12}, [base + u * W]
-                vpcmpeqb t4, v{u + 12}, a
-                vpcmpeqb v{u + 4}, v{u + 12}, b
-                vpor v{u + 4}, v{u + 4}, t4
-                if three == 1 {
-                    vpcmpeqb t4, v{u + 12}, c
-                    vpor v{u + 4}, v{u + 4}, t4
+                vpcmpeqb v{u + 4}, v{u + 12}, a
+                if n >= 2 {
+                    vpcmpeqb t, v{u + 12}, b
+                    vpor v{u + 4}, v{u + 4}, t
+                }
+                if n == 3 {
+                    vpcmpeqb t, v{u + 12}, c
+                    vpor v{u + 4}, v{u + 4}, t
                 }
             }
             vpor v4, v4, v5
@@ -574,11 +564,15 @@ marg_asm! {
             }
             vpcmpeqb k1, v12, a
             for u in 0..4 {
-                vpcmpeqb k2, v{u + 12}, a
-                korq k1, k1, k2
-                vpcmpeqb k2, v{u + 12}, b
-                korq k1, k1, k2
-                if three == 1 {
+                if u > 0 {
+                    vpcmpeqb k2, v{u + 12}, a
+                    korq k1, k1, k2
+                }
+                if n >= 2 {
+                    vpcmpeqb k2, v{u + 12}, b
+                    korq k1, k1, k2
+                }
+                if n == 3 {
                     vpcmpeqb k2, v{u + 12}, c
                     korq k1, k1, k2
                 }
@@ -587,17 +581,17 @@ marg_asm! {
         }
     }
 
-    // Shared body of find_byte2/find_byte3: needles already broadcast in
-    // v8/v9/v10. After the first (unaligned) vector, loads are W-aligned;
+    // Shared body of find_byte/find_byte2/find_byte3 (`n` needles, already
+    // broadcast in v8/v9/v10). After the first (unaligned) vector, loads are W-aligned;
     // 4W-byte blocks are tested with one OR-reduced check, and the block
     // that hits is re-scanned one vector at a time.
-    macro find_bytes(three) {
+    macro find_bytes(n) {
         xor eax, eax
         cmp rsi, W
         jb short_input
         // The first W bytes unaligned; from there on W-aligned loads, which
         // never split a cache line (re-checking the overlap is harmless).
-        needles_mask!([rdi], v8, v9, v10, three, v0, v1, v2)
+        needles_mask!([rdi], v8, v9, v10, n, v0, v1, v2)
         test rdx, rdx
         jnz found
         mov eax, edi
@@ -608,7 +602,7 @@ marg_asm! {
         cmp rcx, rsi
         ja single_check
     wide_loop:                          // while i + 4W <= len
-        needles_any4!(rdi + rax, v8, v9, v10, three, v4, v5, v6, v7, v3)
+        needles_any4!(rdi + rax, v8, v9, v10, n, v3)
         jnz main_loop                   // a hit in these 4W bytes: find it
         add rax, 4 * W
         lea rcx, [rax + 4 * W]
@@ -619,7 +613,7 @@ marg_asm! {
         cmp rcx, rsi
         ja tail
     main_loop:                          // while i + W <= len
-        needles_mask!([rdi + rax], v8, v9, v10, three, v0, v1, v2)
+        needles_mask!([rdi + rax], v8, v9, v10, n, v0, v1, v2)
         test rdx, rdx
         jnz found
         add rax, W
@@ -630,7 +624,7 @@ marg_asm! {
         cmp rax, rsi
         je done
     last_block:                         // 0 < r = len - i < W
-        needles_mask!([rdi + rsi - W], v8, v9, v10, three, v0, v1, v2)
+        needles_mask!([rdi + rsi - W], v8, v9, v10, n, v0, v1, v2)
         mov rcx, rsi
         sub rcx, rax
         mov r8, rcx
@@ -652,12 +646,23 @@ marg_asm! {
         and ecx, 4095
         cmp ecx, 4096 - W
         ja last_block
-        needles_mask!([rdi], v8, v9, v10, three, v0, v1, v2)
+        needles_mask!([rdi], v8, v9, v10, n, v0, v1, v2)
         bts rdx, rsi
         bsf rax, rdx
         ret
     done:
         ret
+    }
+
+    /// Index of the first byte equal to `a`, or len (memchr).
+    pub fn find_byte(ptr: *const u8, len: usize, a: u32) -> usize {
+        variants {
+            baseline(level = baseline, width = 16),
+            avx2(level = avx2, width = 32),
+            avx512(level = avx512, width = 64),
+        }
+        vbroadcast_byte!(v8, edx, v0)
+        find_bytes!(1)
     }
 
     /// Index of the first byte equal to `a` or `b`, or len.
@@ -669,7 +674,7 @@ marg_asm! {
         }
         vbroadcast_byte!(v8, edx, v0)
         vbroadcast_byte!(v9, ecx, v0)
-        find_bytes!(0)
+        find_bytes!(2)
     }
 
     /// Index of the first byte equal to `a`, `b` or `c`, or len.
@@ -682,7 +687,7 @@ marg_asm! {
         vbroadcast_byte!(v8, edx, v0)
         vbroadcast_byte!(v9, ecx, v0)
         vbroadcast_byte!(v10, r8d, v0)
-        find_bytes!(1)
+        find_bytes!(3)
     }
 
     // `dst` = the W bytes at `src` with A-Z folded to a-z. `bias`, `bound`

@@ -6,7 +6,7 @@
 //! | [`scan_token`] | the first byte outside RFC 9110 `tchar` |
 //! | [`scan_target`] | the first byte not allowed in a request-target |
 //! | [`scan_field_value`] | CR/LF or a forbidden control byte in a field value |
-//! | [`find_byte2`], [`find_byte3`] | the first of 2 or 3 candidate bytes |
+//! | [`find_byte`], [`find_byte2`], [`find_byte3`] | the first of 1, 2 or 3 candidate bytes |
 //! | [`eq_ignore_ascii_case`] | ASCII case-insensitive equality |
 //! | [`parse_decimal`], [`parse_hex`] | Content-Length / chunk-size digits, with overflow detection |
 //! | [`classify_head`] | structural bitmaps of a whole header block (CR/LF/CTLs, `:`, non-tchars) |
@@ -27,6 +27,7 @@ pub static REGISTRY: &[&KernelMeta] = &[
     asm::SCAN_TOKEN.meta(),
     asm::SCAN_TARGET.meta(),
     asm::SCAN_FIELD_VALUE.meta(),
+    asm::FIND_BYTE.meta(),
     asm::FIND_BYTE2.meta(),
     asm::FIND_BYTE3.meta(),
     asm::EQ_IGNORE_ASCII_CASE.meta(),
@@ -42,6 +43,7 @@ pub fn init() -> Result<Vec<(&'static str, &'static str)>, SelectError> {
         ("scan_token", asm::SCAN_TOKEN.init()?.name),
         ("scan_target", asm::SCAN_TARGET.init()?.name),
         ("scan_field_value", asm::SCAN_FIELD_VALUE.init()?.name),
+        ("find_byte", asm::FIND_BYTE.init()?.name),
         ("find_byte2", asm::FIND_BYTE2.init()?.name),
         ("find_byte3", asm::FIND_BYTE3.init()?.name),
         (
@@ -90,6 +92,14 @@ pub fn scan_target(buf: &[u8]) -> usize {
 pub fn scan_field_value(buf: &[u8]) -> usize {
     // SAFETY: see the note above `find_header_end`.
     unsafe { (asm::SCAN_FIELD_VALUE.get())(buf.as_ptr(), buf.len()) }
+}
+
+/// Index of the first byte equal to `a` (memchr).
+#[inline]
+pub fn find_byte(buf: &[u8], a: u8) -> Option<usize> {
+    // SAFETY: see the note above `find_header_end`.
+    let i = unsafe { (asm::FIND_BYTE.get())(buf.as_ptr(), buf.len(), a.into()) };
+    (i < buf.len()).then_some(i)
 }
 
 /// Index of the first byte equal to `a` or `b`.

@@ -54,6 +54,11 @@ pub fn scan_field_value(buf: &[u8]) -> usize {
         .unwrap_or(buf.len())
 }
 
+/// Index of the first byte equal to `a`, or `buf.len()`.
+pub fn find_byte(buf: &[u8], a: u8) -> usize {
+    buf.iter().position(|&x| x == a).unwrap_or(buf.len())
+}
+
 /// Index of the first byte equal to `a` or `b`, or `buf.len()`.
 pub fn find_byte2(buf: &[u8], a: u8, b: u8) -> usize {
     buf.iter()
