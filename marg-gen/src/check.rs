@@ -43,6 +43,7 @@ pub enum Rule {
     Vzeroupper,
     Forbidden,
     ControlFlow,
+    ConstantTime,
 }
 
 impl fmt::Display for Rule {
@@ -54,6 +55,7 @@ impl fmt::Display for Rule {
             Rule::Vzeroupper => "vzeroupper",
             Rule::Forbidden => "forbidden",
             Rule::ControlFlow => "control-flow",
+            Rule::ConstantTime => "constant-time",
         })
     }
 }
@@ -88,6 +90,10 @@ pub struct Input<'a> {
     pub expected: Option<&'a [Instruction]>,
     /// Offsets where instructions start (from the listing, CLI side).
     pub boundaries: Option<&'a [u32]>,
+    /// Offsets of instructions written with the `public` prefix: their
+    /// results are declared public (e.g. a round count loaded from a key
+    /// schedule) for the constant-time rule of secret kernels.
+    pub public: &'a [u32],
 }
 
 impl<'a> Input<'a> {
@@ -101,6 +107,7 @@ impl<'a> Input<'a> {
             secret: false,
             expected: None,
             boundaries: None,
+            public: &[],
         }
     }
 }
@@ -156,6 +163,9 @@ pub fn check(input: &Input<'_>) -> Vec<Violation> {
     let succ = rule_control_flow(&instrs, input.code_len as u64, &mut out);
     rule_stack(&instrs, &succ, &mut out);
     rule_vzeroupper(&instrs, &succ, &mut out);
+    if input.secret {
+        rule_constant_time(&instrs, &succ, input.public, &mut out);
+    }
     out.sort_by_key(|v| v.offset);
     out
 }
@@ -643,6 +653,150 @@ fn stack_step(
     Ok(())
 }
 
+/// Taint bit for the flags in [`rule_constant_time`]'s state (bits 0..15
+/// are the general-purpose registers by number).
+const FLAGS_TAINT: u32 = 1 << 16;
+
+fn gpr_bit(r: Register) -> Option<u32> {
+    let f = r.full_register();
+    // rsp is never secret: the callee-saved rule already proves that every
+    // change to it is a static amount.
+    (f.is_gpr64() && f != Register::RSP).then(|| 1u32 << f.number())
+}
+
+/// Constant time, for kernels marked `#[secret]`: no branch on flags and no
+/// memory address computed from secret data.
+///
+/// Secret ("tainted") are: every vector and opmask register, every value
+/// loaded from memory other than the RIP-relative constant pool, and
+/// whatever is computed from a secret value (flags included). Public are
+/// the arguments (pointers, lengths), constants, what is computed from
+/// public values only (`xor r, r` zeroes are public), and the results of
+/// instructions written with the `public` prefix (a round count loaded from
+/// a key schedule, say). A forward dataflow over the CFG joins taints where
+/// paths meet. Violations: a conditional branch whose flags are tainted, a
+/// memory operand whose base or index register is tainted. `cmov`/`setcc`
+/// on secret flags are constant time and allowed (their result is secret).
+fn rule_constant_time(
+    instrs: &[Instruction],
+    succ: &[Vec<usize>],
+    public: &[u32],
+    out: &mut Vec<Violation>,
+) {
+    if instrs.is_empty() {
+        return;
+    }
+    let mut info = InstructionInfoFactory::new();
+    let mut states: Vec<Option<u32>> = vec![None; instrs.len()];
+    let mut reported = vec![false; instrs.len()];
+    states[0] = Some(0);
+    let mut work = vec![0usize];
+    while let Some(k) = work.pop() {
+        let Some(st) = states[k] else { continue };
+        let ins = &instrs[k];
+        let mut bad = None;
+        if ins.flow_control() == FlowControl::ConditionalBranch && st & FLAGS_TAINT != 0 {
+            bad = Some(format!(
+                "`{}` branches on flags computed from secret data",
+                format(ins)
+            ));
+        }
+        let used = info.info(ins);
+        for m in used.used_memory() {
+            let tainted = [m.base(), m.index()]
+                .into_iter()
+                .filter(|r| *r != Register::RIP && *r != Register::None)
+                .any(|r| r.is_vector_register() || gpr_bit(r).is_some_and(|b| st & b != 0));
+            if tainted && bad.is_none() {
+                bad = Some(format!(
+                    "`{}` computes a memory address from secret data",
+                    format(ins)
+                ));
+            }
+        }
+        if let Some(msg) = bad {
+            if !reported[k] {
+                reported[k] = true;
+                out.push(violation(ins, Rule::ConstantTime, msg));
+            }
+        }
+        // Transfer: the instruction's results are secret iff it reads a
+        // secret (a vector/opmask register, a tainted GPR, tainted flags, or
+        // non-constant memory), unless it is a zeroing idiom or `public`.
+        let zeroing = matches!(
+            ins.mnemonic(),
+            Mnemonic::Xor
+                | Mnemonic::Sub
+                | Mnemonic::Pxor
+                | Mnemonic::Vpxor
+                | Mnemonic::Vpxord
+                | Mnemonic::Vpxorq
+        ) && ins.op_count() >= 2
+            && ins.op0_kind() == OpKind::Register
+            && ins.op1_kind() == OpKind::Register
+            && ins.op0_register() == ins.op1_register();
+        let reads = |a: OpAccess| {
+            matches!(
+                a,
+                OpAccess::Read | OpAccess::CondRead | OpAccess::ReadWrite | OpAccess::ReadCondWrite
+            )
+        };
+        let writes = |a: OpAccess| {
+            matches!(
+                a,
+                OpAccess::Write
+                    | OpAccess::CondWrite
+                    | OpAccess::ReadWrite
+                    | OpAccess::ReadCondWrite
+            )
+        };
+        let mut secret_in = used.used_registers().iter().any(|u| {
+            reads(u.access())
+                && (u.register().is_vector_register()
+                    || u.register().is_k()
+                    || gpr_bit(u.register()).is_some_and(|b| st & b != 0))
+        });
+        secret_in |= ins.rflags_read() != 0 && st & FLAGS_TAINT != 0;
+        secret_in |= used
+            .used_memory()
+            .iter()
+            .any(|m| reads(m.access()) && m.base() != Register::RIP);
+        let secret_out = secret_in && !zeroing && !public.contains(&(ins.ip() as u32));
+        let mut next = st;
+        for u in used.used_registers() {
+            if !writes(u.access()) {
+                continue;
+            }
+            if let Some(b) = gpr_bit(u.register()) {
+                let conditional =
+                    matches!(u.access(), OpAccess::CondWrite | OpAccess::ReadCondWrite);
+                if secret_out {
+                    next |= b;
+                } else if !conditional {
+                    next &= !b;
+                }
+            }
+        }
+        if ins.rflags_modified() != 0 {
+            if secret_out {
+                next |= FLAGS_TAINT;
+            } else {
+                next &= !FLAGS_TAINT;
+            }
+        }
+        for &s in &succ[k] {
+            if s == usize::MAX {
+                continue;
+            }
+            let joined = states[s].map_or(next, |old| old | next);
+            if states[s] != Some(joined) {
+                states[s] = Some(joined);
+                work.push(s);
+            }
+        }
+    }
+}
+
 fn rule_stack(instrs: &[Instruction], succ: &[Vec<usize>], out: &mut Vec<Violation>) {
     if instrs.is_empty() {
         return;
@@ -803,6 +957,49 @@ mod tests {
     }
 
     const RET: u8 = 0xc3;
+
+    /// The rules broken by `bytes` as a secret kernel with `public`
+    /// instruction offsets.
+    fn secret_rules(bytes: &[u8], public: &[u32]) -> Vec<Rule> {
+        check(&Input {
+            secret: true,
+            public,
+            ..Input::new(bytes, bytes.len(), level::AVX2)
+        })
+        .iter()
+        .map(|v| v.rule)
+        .collect()
+    }
+
+    #[test]
+    fn constant_time_rule() {
+        // A table lookup indexed by loaded (secret) data:
+        // movzx eax, byte [rdi]; movzx eax, byte [rsi + rax]; ret
+        let lookup = [0x0f, 0xb6, 0x07, 0x0f, 0xb6, 0x04, 0x06, RET];
+        assert_eq!(secret_rules(&lookup, &[]), vec![Rule::ConstantTime]);
+        // The same bytes in a kernel not marked secret are fine.
+        assert!(rules(&lookup).is_empty());
+        // A branch on loaded data: mov rax, [rdi]; test rax, rax; jz +0; ret
+        let branch = [0x48, 0x8b, 0x07, 0x48, 0x85, 0xc0, 0x74, 0x00, RET];
+        assert_eq!(secret_rules(&branch, &[]), vec![Rule::ConstantTime]);
+        // Vector data moved to a GPR and used as an index:
+        // movd eax, xmm0; movzx eax, byte [rsi + rax]; ret
+        let from_vector = [0x66, 0x0f, 0x7e, 0xc0, 0x0f, 0xb6, 0x04, 0x06, RET];
+        assert_eq!(secret_rules(&from_vector, &[]), vec![Rule::ConstantTime]);
+        // A loop on a length argument is public:
+        // mov rcx, rsi; L: dec rcx; jnz L; ret
+        let counted = [0x48, 0x89, 0xf1, 0x48, 0xff, 0xc9, 0x75, 0xfb, RET];
+        assert!(secret_rules(&counted, &[]).is_empty());
+        // A round count loaded from a key schedule is secret unless the
+        // load is declared `public`:
+        // mov eax, [rdi + 240]; cmp eax, 10; je +0; ret
+        let rounds = [0x8b, 0x87, 0xf0, 0, 0, 0, 0x83, 0xf8, 0x0a, 0x74, 0x00, RET];
+        assert_eq!(secret_rules(&rounds, &[]), vec![Rule::ConstantTime]);
+        assert!(secret_rules(&rounds, &[0]).is_empty());
+        // Zeroing idioms are public: xor eax, eax; movzx eax, byte [rsi + rax]; ret
+        let zeroed = [0x31, 0xc0, 0x0f, 0xb6, 0x04, 0x06, RET];
+        assert!(secret_rules(&zeroed, &[]).is_empty());
+    }
 
     #[test]
     fn clean_kernel_passes() {

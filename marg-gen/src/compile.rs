@@ -467,9 +467,13 @@ impl Expander<'_> {
                 );
             };
             let m = id.to_string().to_ascii_lowercase();
+            // `public` is not an encoding prefix: it declares the
+            // instruction's results public for the constant-time rule of
+            // `#[secret]` kernels (it stays in the listing text, which is
+            // how the checker finds it).
             let is_prefix = matches!(
                 m.as_str(),
-                "lock" | "rep" | "repe" | "repz" | "repne" | "repnz"
+                "lock" | "rep" | "repe" | "repz" | "repne" | "repnz" | "public"
             ) && matches!(tokens.get(i + 1), Some(TokenTree::Ident(_)));
             if !is_prefix {
                 p.mnemonic = m;
@@ -477,6 +481,7 @@ impl Expander<'_> {
                 break;
             }
             match m.as_str() {
+                "public" => {}
                 "lock" => p.lock = true,
                 "repne" | "repnz" => p.repne = true,
                 _ => p.rep = true,
@@ -1192,6 +1197,12 @@ fn compile_variant(block: &Block, k: &KernelDef, v: &VariantDef) -> Result<Varia
     // Static checks on the final bytes.
     let expected: Vec<Instruction> = fin.iter().map(|f| f.ins).collect();
     let bounds: Vec<u32> = offsets.clone();
+    let public: Vec<u32> = fin
+        .iter()
+        .zip(&offsets)
+        .filter(|(f, _)| f.text.starts_with("public "))
+        .map(|(_, &o)| o)
+        .collect();
     let violations = check::check(&Input {
         bytes: &code,
         code_len,
@@ -1199,6 +1210,7 @@ fn compile_variant(block: &Block, k: &KernelDef, v: &VariantDef) -> Result<Varia
         secret: k.secret,
         expected: Some(&expected),
         boundaries: Some(&bounds),
+        public: &public,
     });
     if !violations.is_empty() {
         let mut e: Option<dsl::Error> = None;

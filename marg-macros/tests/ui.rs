@@ -7,5 +7,6 @@ fn ui() {
     t.compile_fail("tests/ui/unknown_mnemonic.rs");
     t.compile_fail("tests/ui/bad_operand.rs");
     t.compile_fail("tests/ui/raw_clobbers_rbx.rs");
+    t.compile_fail("tests/ui/secret_table_lookup.rs");
     t.pass("tests/ui/pass_widths.rs");
 }

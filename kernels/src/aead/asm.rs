@@ -337,7 +337,7 @@ marg_asm! {
         let t1 = v13
         let ctr = v14
         let bswap_mask = v15
-        mov gpr32(rounds), dword ptr [key + 240]
+        public mov gpr32(rounds), dword ptr [key + 240]
         mov rklast, rounds
         shl rklast, 4
         add rklast, key                     // &round_keys[rounds]
@@ -467,7 +467,7 @@ marg_asm! {
         }
         let rounds = rax
         let rklast = r8
-        mov eax, dword ptr [key + 240]
+        public mov eax, dword ptr [key + 240]
         mov rklast, rounds
         shl rklast, 4
         add rklast, key

@@ -293,6 +293,12 @@ fn check_registry(reg: &[&'static KernelMeta], only: Option<&str>) -> Result<Exi
     for k in kernels {
         for v in k.variants {
             let b = boundaries(v);
+            let public: Vec<u32> = v
+                .listing
+                .iter()
+                .filter(|l| l.len > 0 && l.text.starts_with("public "))
+                .map(|l| l.offset)
+                .collect();
             let input = Input {
                 bytes: v.code,
                 code_len: v.code_len as usize,
@@ -300,6 +306,7 @@ fn check_registry(reg: &[&'static KernelMeta], only: Option<&str>) -> Result<Exi
                 secret: k.secret,
                 expected: None,
                 boundaries: if v.listing.is_empty() { None } else { Some(&b) },
+                public: &public,
             };
             let viol = check::check(&input);
             if viol.is_empty() {
