@@ -486,7 +486,8 @@ marg_asm! {
     }
 
     /// GHASH of `blocks` whole blocks at `data` into the reflected state at
-    /// `xi`: B-block chunks with one reduction each, then single blocks.
+    /// `xi`: B-block chunks with one reduction each, then the remaining
+    /// `n < B` blocks against `H^n..H^1` with one more reduction.
     #[secret]
     pub fn ghash(key: *const u8, xi: *mut u8, data: *const u8, blocks: usize) {
         variants {
@@ -500,6 +501,7 @@ marg_asm! {
         let t0 = v12
         let t1 = v13
         let bswap_mask = v15
+        let hp = rax
         vload!(bswap_mask, [BSWAP])
         vload!(xmm(acc_hi), [xi])
         cmp blocks, B
@@ -511,14 +513,38 @@ marg_asm! {
         cmp blocks, B
         jae chunk
     one_block:
+        // The n < B remaining blocks aggregated like a chunk:
+        // X' = (X ^ D0)·H^n ^ D1·H^(n-1) ^ .. ^ D(n-1)·H, one reduction.
         test blocks, blocks
         jz done
-    next_block:
-        vload!(xmm(v0), [data])
-        ghash_block!(xmm(v0))
+        mov hp, 16
+        sub hp, blocks
+        shl hp, 4
+        add hp, key                         // hp + POW = &h_powers[16 - n] = H^n'
+        vload!(xmm(t0), [data])
+        vbswap!(xmm(t0), xmm(bswap_mask))
+        vxor!(xmm(t0), xmm(acc_hi))         // fold in X
+        clmul!(xmm(acc_lo), xmm(t0), [hp + POW], 0x00)
+        clmul!(xmm(acc_mi), xmm(t0), [hp + POW], 0x01)
+        clmul_xor!(xmm(acc_mi), xmm(t0), [hp + POW], 0x10, xmm(t1))
+        clmul!(xmm(acc_hi), xmm(t0), [hp + POW], 0x11)
         add data, 16
+        add hp, 16
+        dec blocks
+        jz reduce_tail
+    next_block:
+        vload!(xmm(t0), [data])
+        vbswap!(xmm(t0), xmm(bswap_mask))
+        clmul_xor!(xmm(acc_lo), xmm(t0), [hp + POW], 0x00, xmm(t1))
+        clmul_xor!(xmm(acc_mi), xmm(t0), [hp + POW], 0x01, xmm(t1))
+        clmul_xor!(xmm(acc_mi), xmm(t0), [hp + POW], 0x10, xmm(t1))
+        clmul_xor!(xmm(acc_hi), xmm(t0), [hp + POW], 0x11, xmm(t1))
+        add data, 16
+        add hp, 16
         dec blocks
         jnz next_block
+    reduce_tail:
+        reduce!(xmm(acc_lo), xmm(acc_mi), xmm(acc_hi), xmm(t0), xmm(t1))
     done:
         vstore!([xi], xmm(acc_hi))
         ret

@@ -15,10 +15,13 @@
 //! assert_eq!(&buf, b"hello, world");
 //! ```
 //!
-//! One message costs four kernel calls: GHASH of the AAD, the fused
+//! A message costs four kernel calls: GHASH of the AAD, the fused
 //! seal/open of the whole blocks, one ECB call for the tag mask `E_K(J0)`
 //! (and the keystream of a final partial block), and one GHASH call for the
-//! zero-padded partial block and the length block.
+//! zero-padded partial block and the length block. Short messages (AAD and
+//! data under 16 blocks together) take two: one ECB call for `E_K(J0)` and
+//! all keystream blocks, and one GHASH call over the padded AAD, ciphertext
+//! and length block.
 //!
 //! Every kernel is constant time (`#[secret]`): no branch or memory address
 //! depends on the key, the data or the tag; the tag comparison here is
@@ -314,6 +317,9 @@ impl AesGcm {
     ) -> [u8; 16] {
         let len = out.len();
         let j0 = self.j0(nonce);
+        if aad.len().div_ceil(16) + len.div_ceil(16) < SHORT_BLOCKS {
+            return self.crypt_short(seal, j0, aad, inp, out);
+        }
         let mut st = GcmState {
             xi: [0; 16],
             ctr: j0,
@@ -370,6 +376,58 @@ impl AesGcm {
         let mut tag = [0u8; 16];
         for (i, t) in tag.iter_mut().enumerate() {
             *t = ks[0][i] ^ st.xi[15 - i];
+        }
+        tag
+    }
+
+    /// Short messages in two kernel calls: one ECB call for `E_K(J0)` and
+    /// every keystream block, the XOR here, and one GHASH call over the
+    /// zero-padded AAD, ciphertext and length block gathered in a local
+    /// buffer (`SHORT_BLOCKS` blocks at most, so the GHASH kernel takes
+    /// them as one aggregated tail with a single reduction).
+    fn crypt_short(
+        &self,
+        seal: bool,
+        j0: [u8; 16],
+        aad: &[u8],
+        inp: Option<&[u8]>,
+        out: &mut [u8],
+    ) -> [u8; 16] {
+        let len = out.len();
+        let (ab, cb) = (aad.len().div_ceil(16), len.div_ceil(16));
+        let mut ks = [[0u8; 16]; SHORT_BLOCKS];
+        ks[0] = j0;
+        let mut ctr = j0;
+        for k in &mut ks[1..=cb] {
+            inc32(&mut ctr);
+            *k = ctr;
+        }
+        self.encrypt_blocks(&mut ks[..=cb]);
+        let mut buf = [0u8; 16 * SHORT_BLOCKS];
+        buf[..aad.len()].copy_from_slice(aad);
+        let ct = &mut buf[16 * ab..16 * ab + len];
+        ct.copy_from_slice(inp.unwrap_or(out));
+        let stream = &ks.as_flattened()[16..16 + len];
+        if seal {
+            for (c, k) in ct.iter_mut().zip(stream) {
+                *c ^= k;
+            }
+            out.copy_from_slice(ct);
+        } else {
+            for ((o, c), k) in out.iter_mut().zip(ct.iter()).zip(stream) {
+                *o = c ^ k;
+            }
+        }
+        let lens = 16 * (ab + cb);
+        buf[lens..lens + 8].copy_from_slice(&(aad.len() as u64 * 8).to_be_bytes());
+        buf[lens + 8..lens + 16].copy_from_slice(&(len as u64 * 8).to_be_bytes());
+        let mut xi = [0u8; 16];
+        // SAFETY: `ab + cb + 1 <= SHORT_BLOCKS` blocks of a local buffer.
+        unsafe { (self.kernels.ghash)(self.ctx(), xi.as_mut_ptr(), buf.as_ptr(), ab + cb + 1) };
+        // Tag = GHASH ^ E_K(J0); the state is reflected (byte-reversed).
+        let mut tag = [0u8; 16];
+        for (i, t) in tag.iter_mut().enumerate() {
+            *t = ks[0][i] ^ xi[15 - i];
         }
         tag
     }
@@ -442,6 +500,11 @@ fn check_tag(want: &[u8; 16], got: &[u8], out: &mut [u8]) -> Result<(), Unauthen
         Err(Unauthentic)
     }
 }
+
+/// Messages whose AAD and data take fewer than this many (zero-padded)
+/// blocks go through [`AesGcm::crypt_short`]: AAD + data + length block fit
+/// one aggregated GHASH tail (`H^16..H^1`).
+const SHORT_BLOCKS: usize = 16;
 
 /// The 32-bit counter increment `inc32` of SP 800-38D.
 fn inc32(block: &mut [u8; 16]) {
