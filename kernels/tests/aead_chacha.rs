@@ -227,6 +227,31 @@ fn differential_edge_lengths() {
 }
 
 #[test]
+fn differential_short_path_boundaries() {
+    // The two-call short path: data of at most 192 B (AAD, data and lengths
+    // padded within 256 B) and of at most 1,408 B (within 1,536 B), and the
+    // AAD lengths that push a message just over either bound.
+    let mut rng = Rng(13);
+    let lens = [
+        0, 1, 15, 16, 17, 63, 64, 65, 176, 191, 192, 193, 1343, 1350, 1392, 1407, 1408, 1409, 1472,
+    ];
+    let aad_lens = [
+        0, 1, 13, 16, 17, 47, 48, 49, 64, 65, 112, 113, 128, 129, 200,
+    ];
+    for v in variants() {
+        for &n in &lens {
+            for &aad_len in &aad_lens {
+                let key: [u8; 32] = rng.array();
+                let nonce: [u8; 12] = rng.array();
+                let aad = rng.bytes(aad_len);
+                let pt = rng.bytes(n);
+                check_case(v, &key, &nonce, &aad, &pt, false);
+            }
+        }
+    }
+}
+
+#[test]
 fn differential_random_lengths_to_64k() {
     let mut rng = Rng(12);
     for v in variants() {

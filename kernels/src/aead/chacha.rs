@@ -5,7 +5,10 @@
 //! first chunk alone and then hashes chunk `i - 1` while encrypting chunk
 //! `i`. What is left (the last chunk for seal, whole blocks short of a
 //! chunk, a final partial block) goes through the plain ChaCha20 and
-//! Poly1305 kernels. The final Poly1305 reduction and `+ s` are
+//! Poly1305 kernels. Short messages (up to 192 B; sealed ones up to 1,408 B)
+//! take two kernel calls instead: one ChaCha20 call for the Poly1305 key
+//! block and the keystream, one Poly1305 call over a local padded
+//! AAD | ciphertext | lengths buffer. The final Poly1305 reduction and `+ s` are
 //! constant-time Rust (`u64`/`u128` arithmetic, masks, no branches on
 //! data).
 
@@ -22,6 +25,9 @@ pub struct ChaChaKernels {
     fused: FusedFn,
     /// Blocks per iteration of the fused kernel.
     pb: usize,
+    /// Blocks per register (`width / 16`): the short path rounds its block
+    /// count up to a multiple so that no block runs alone.
+    lanes: usize,
     poly: PolyFn,
 }
 
@@ -63,6 +69,7 @@ impl ChaChaKernels {
             chacha: asm::CHACHA20_XOR.variant(name)?,
             fused: asm::CHACHA20_POLY1305_XOR.variant(name)?,
             pb: blocks_per_iter(meta.width),
+            lanes: meta.width as usize / 16,
             poly: asm::POLY1305_BLOCKS.get(),
         })
     }
@@ -123,6 +130,11 @@ impl Poly {
         h.wrapping_add(self.s).to_le_bytes()
     }
 }
+
+/// Messages of at most 192 bytes (AAD, data and lengths padded within 256)
+/// go through [`ChaCha20Poly1305::crypt_short`]; so do sealed ones of at
+/// most this many bytes (padded within `SHORT_MAX + 128`).
+const SHORT_MAX: usize = 1408;
 
 /// ChaCha20-Poly1305 under one 32-byte key.
 pub struct ChaCha20Poly1305 {
@@ -193,6 +205,18 @@ impl ChaCha20Poly1305 {
         inp: Option<&[u8]>,
         out: &mut [u8],
     ) -> [u8; TAG_LEN] {
+        let len = out.len();
+        let padded = aad.len().next_multiple_of(16) + len.next_multiple_of(16) + 16;
+        if len <= 256 - 64 && padded <= 256 {
+            return self.crypt_short::<256, 256>(seal, nonce, aad, inp, out);
+        }
+        // Open keeps the fused kernel from 1 KiB up, where it hides the
+        // ChaCha20 under Poly1305; seal's first chunk is never fused.
+        if seal && len <= SHORT_MAX && padded <= SHORT_MAX + 128 {
+            return self.crypt_short::<{ SHORT_MAX + 128 }, { SHORT_MAX + 128 }>(
+                seal, nonce, aad, inp, out,
+            );
+        }
         let mut st = self.state(0, nonce);
         let mut block0 = [0u8; 64];
         let p = block0.as_mut_ptr();
@@ -202,7 +226,6 @@ impl ChaCha20Poly1305 {
         block0.fill(0);
         poly.update_padded(aad);
         st.0[12] = 1;
-        let len = out.len();
         let chunk = 64 * self.kernels.pb;
         let iters = len / chunk;
         let src = inp.map_or(out.as_ptr(), |i| i.as_ptr());
@@ -246,6 +269,56 @@ impl ChaCha20Poly1305 {
         lens[..8].copy_from_slice(&(aad.len() as u64).to_le_bytes());
         lens[8..].copy_from_slice(&(out.len() as u64).to_le_bytes());
         poly.update_padded(&lens);
+        poly.finish()
+    }
+
+    /// A short message in two kernel calls: one ChaCha20 call makes block 0
+    /// (the Poly1305 key) and the keystream (blocks 1..) into a local
+    /// buffer of `KS` bytes, one Poly1305 call hashes a local buffer of `PB`
+    /// bytes holding AAD | ciphertext | lengths, each zero-padded to 16.
+    /// The block count is rounded up to a multiple of the lanes per register
+    /// (4 at most), so the caller checks that `1 + ⌈len/64⌉` rounded up to a
+    /// multiple of 4 blocks fits `KS` and that the padded total fits `PB`.
+    fn crypt_short<const KS: usize, const PB: usize>(
+        &self,
+        seal: bool,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        inp: Option<&[u8]>,
+        out: &mut [u8],
+    ) -> [u8; TAG_LEN] {
+        let len = out.len();
+        let st = self.state(0, nonce);
+        let mut ks = [0u8; KS];
+        let nb = (1 + len.div_ceil(64)).next_multiple_of(self.kernels.lanes);
+        assert!(nb * 64 <= KS);
+        let p = ks.as_mut_ptr();
+        // SAFETY: `nb · 64 <= KS` bytes in and out of a local buffer.
+        unsafe { (self.kernels.chacha)(st.0.as_ptr(), p, p, nb) };
+        let a = aad.len().next_multiple_of(16);
+        let c = len.next_multiple_of(16);
+        let mut buf = [0u8; PB];
+        buf[..aad.len()].copy_from_slice(aad);
+        let ct = &mut buf[a..a + len];
+        if seal {
+            let src = inp.unwrap_or(out);
+            for ((o, i), k) in ct.iter_mut().zip(src).zip(&ks[64..]) {
+                *o = i ^ k;
+            }
+            out.copy_from_slice(ct);
+        } else {
+            ct.copy_from_slice(inp.unwrap_or(out));
+            for ((o, i), k) in out.iter_mut().zip(&*ct).zip(&ks[64..]) {
+                *o = i ^ k;
+            }
+        }
+        buf[a + c..a + c + 8].copy_from_slice(&(aad.len() as u64).to_le_bytes());
+        buf[a + c + 8..a + c + 16].copy_from_slice(&(len as u64).to_le_bytes());
+        let mut poly = Poly::new(ks[..32].try_into().unwrap(), self.kernels.poly);
+        ks.fill(0);
+        let blocks = (a + c + 16) / 16;
+        // SAFETY: `blocks · 16 <= PB` bytes of a local buffer; writes `st`.
+        unsafe { (poly.f)(poly.st.as_mut_ptr(), buf.as_ptr(), blocks, 1) };
         poly.finish()
     }
 
