@@ -283,6 +283,27 @@ impl AesGcm {
         }
     }
 
+    /// GHASH of the whole blocks of `data` in one `ghash` kernel call,
+    /// continuing from the state `y` (unreflected, as SP 800-38D writes it);
+    /// for direct tests of the kernel's block-count paths, not part of the
+    /// AEAD API.
+    ///
+    /// # Panics
+    /// If `data` is not whole 16-byte blocks.
+    #[doc(hidden)]
+    pub fn ghash_blocks_for_tests(&self, y: &mut [u8; 16], data: &[u8]) {
+        assert_eq!(data.len() % 16, 0, "ghash: whole blocks only");
+        let mut xi = *y;
+        xi.reverse();
+        // SAFETY: reads `data.len() / 16` whole blocks of `data`, reads and
+        // writes `xi`.
+        unsafe {
+            (self.kernels.ghash)(self.ctx(), xi.as_mut_ptr(), data.as_ptr(), data.len() / 16)
+        };
+        xi.reverse();
+        *y = xi;
+    }
+
     /// The pre-counter block J0 for any nonce length (SP 800-38D 7.1);
     /// 12-byte nonces take the fast path.
     fn j0(&self, nonce: &[u8]) -> [u8; 16] {
