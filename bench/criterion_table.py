@@ -4,8 +4,8 @@ throughput per benchmark, with the ratio to the group's `reference` entry
 and to the anchor crate's entry (memchr/memmem/httparse/std), all from the
 same run.
 
-    cargo bench -p kernels --bench http1 2>&1 | tee /tmp/b.log
-    python3 bench/criterion_table.py /tmp/b.log
+    cargo bench -p kernels --bench http1 2>&1 | tee b.log
+    python3 bench/criterion_table.py b.log
 """
 import re
 import sys
