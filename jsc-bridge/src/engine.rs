@@ -625,14 +625,11 @@ impl Engine {
         self.set_shared(SH_BATCH_LEN, n as f64);
         self.set_shared(SH_RESUME, 0.0);
         self.set_shared(SH_RESUME_OFFSET, 0.0);
-        // SAFETY: ctx is live. The array lives on this frame while JS may run, where JSC's
-        // conservative stack scan sees it.
-        let argv = [
-            unsafe { JSValueMakeNumber(ctx, now_ms) },
-            targets,
-            bodies,
-            dropped,
-        ];
+        // SAFETY: ctx is live.
+        let now = unsafe { JSValueMakeNumber(ctx, now_ms) };
+        // The array lives on this frame while JS may run, where JSC's conservative stack
+        // scan sees its values.
+        let argv = [now, targets, bodies, dropped];
         loop {
             self.set_shared(SH_CURRENT, -2.0);
             // SAFETY: state is live; no JS runs now.
@@ -653,9 +650,10 @@ impl Engine {
                     &mut exc,
                 )
             };
-            // SAFETY: state is live; the entry has returned.
-            let (stopped, limit) =
-                unsafe { ((*self.state).terminated, (*self.state).opts.cpu_limit) };
+            let (stopped, limit) = {
+                // SAFETY: state is live; the entry has returned.
+                unsafe { ((*self.state).terminated, (*self.state).opts.cpu_limit) }
+            };
             if stopped != 0.0 {
                 self.clear_stale_exception();
                 self.arm_watchdog();
@@ -1015,6 +1013,25 @@ unsafe extern "C" fn should_terminate(_ctx: JSContextRef, context: *mut c_void) 
     r.unwrap_or(true)
 }
 
+/// Declares a JS-callable native function: the C signature JSC calls
+/// (`JSObjectCallAsFunctionCallback`), forwarding to [`native`] with the
+/// body as the closure over the worker's `State` and the arguments.
+macro_rules! native_fn {
+    ($(#[$doc:meta])* fn $name:ident($ctx:ident) |$st:pat_param, $args:pat_param| $body:block) => {
+        $(#[$doc])*
+        unsafe extern "C" fn $name(
+            $ctx: JSContextRef,
+            _f: JSObjectRef,
+            _this: JSObjectRef,
+            argc: usize,
+            argv: *const JSValueRef,
+            exception: *mut JSValueRef,
+        ) -> JSValueRef {
+            native($ctx, argc, argv, exception, |$st, $args| $body)
+        }
+    };
+}
+
 /// Runs `f` with the current State and the call's arguments, turning panics and `Err`s into
 /// JS exceptions.
 fn native<F>(
@@ -1109,17 +1126,10 @@ fn bytes_of<'a>(ctx: JSContextRef, v: JSValueRef) -> Option<&'a [u8]> {
     None
 }
 
-/// `respond(headers|undefined, body)`, with the request id, status and Content-Type code in
-/// shared memory (SH_RESP_*): numbers travel without API calls.
-unsafe extern "C" fn native_respond(
-    ctx: JSContextRef,
-    _f: JSObjectRef,
-    _this: JSObjectRef,
-    argc: usize,
-    argv: *const JSValueRef,
-    exception: *mut JSValueRef,
-) -> JSValueRef {
-    native(ctx, argc, argv, exception, |st, a| {
+native_fn! {
+    /// `respond(headers|undefined, body)`, with the request id, status and Content-Type code in
+    /// shared memory (SH_RESP_*): numbers travel without API calls.
+    fn native_respond(ctx) |st, a| {
         let id = st.shared[SH_RESP_ID] as u64;
         let rid = match st.pending.get_mut(id) {
             Some(p) if !p.answered => {
@@ -1177,19 +1187,12 @@ unsafe extern "C" fn native_respond(
             },
         ));
         Ok(st.js_true)
-    })
+    }
 }
 
-/// `headers(id)`: `name:value\n` lines, or undefined when the request is gone.
-unsafe extern "C" fn native_headers(
-    ctx: JSContextRef,
-    _f: JSObjectRef,
-    _this: JSObjectRef,
-    argc: usize,
-    argv: *const JSValueRef,
-    exception: *mut JSValueRef,
-) -> JSValueRef {
-    native(ctx, argc, argv, exception, |st, a| {
+native_fn! {
+    /// `headers(id)`: `name:value\n` lines, or undefined when the request is gone.
+    fn native_headers(ctx) |st, a| {
         let id = num(ctx, arg(a, 0)) as u64;
         match st.pending.get(id) {
             Some(p) => {
@@ -1200,72 +1203,44 @@ unsafe extern "C" fn native_headers(
             // SAFETY: ctx is live.
             None => Ok(unsafe { JSValueMakeUndefined(ctx) }),
         }
-    })
+    }
 }
 
-/// `ip(id)`: the peer address without port.
-unsafe extern "C" fn native_ip(
-    ctx: JSContextRef,
-    _f: JSObjectRef,
-    _this: JSObjectRef,
-    argc: usize,
-    argv: *const JSValueRef,
-    exception: *mut JSValueRef,
-) -> JSValueRef {
-    native(ctx, argc, argv, exception, |st, a| {
+native_fn! {
+    /// `ip(id)`: the peer address without port.
+    fn native_ip(ctx) |st, a| {
         let id = num(ctx, arg(a, 0)) as u64;
         match st.pending.get(id) {
             Some(p) => Ok(js::make_string(ctx, &p.peer.ip().to_string())),
             // SAFETY: ctx is live.
             None => Ok(unsafe { JSValueMakeUndefined(ctx) }),
         }
-    })
+    }
 }
 
-/// `now()`: milliseconds since the VM started (monotonic), for timers and `performance.now`.
-unsafe extern "C" fn native_now(
-    ctx: JSContextRef,
-    _f: JSObjectRef,
-    _this: JSObjectRef,
-    argc: usize,
-    argv: *const JSValueRef,
-    exception: *mut JSValueRef,
-) -> JSValueRef {
-    native(ctx, argc, argv, exception, |st, _| {
+native_fn! {
+    /// `now()`: milliseconds since the VM started (monotonic), for timers and `performance.now`.
+    fn native_now(ctx) |st, _| {
         let ms = st.start.elapsed().as_secs_f64() * 1000.0;
         // SAFETY: ctx is live.
         Ok(unsafe { JSValueMakeNumber(ctx, ms) })
-    })
+    }
 }
 
-/// `log(level, text)`: one line to the server log (stderr).
-unsafe extern "C" fn native_log(
-    ctx: JSContextRef,
-    _f: JSObjectRef,
-    _this: JSObjectRef,
-    argc: usize,
-    argv: *const JSValueRef,
-    exception: *mut JSValueRef,
-) -> JSValueRef {
-    native(ctx, argc, argv, exception, |st, a| {
+native_fn! {
+    /// `log(level, text)`: one line to the server log (stderr).
+    fn native_log(ctx) |st, a| {
         let level = num(ctx, arg(a, 0));
         let text = string_arg(ctx, arg(a, 1))?;
         log_line(&st.log_prefix, level as u8, &text);
         // SAFETY: ctx is live.
         Ok(unsafe { JSValueMakeUndefined(ctx) })
-    })
+    }
 }
 
-/// `utf8Encode(string)`: a `Uint8Array` with the UTF-8 bytes.
-unsafe extern "C" fn native_utf8_encode(
-    ctx: JSContextRef,
-    _f: JSObjectRef,
-    _this: JSObjectRef,
-    argc: usize,
-    argv: *const JSValueRef,
-    exception: *mut JSValueRef,
-) -> JSValueRef {
-    native(ctx, argc, argv, exception, |_, a| {
+native_fn! {
+    /// `utf8Encode(string)`: a `Uint8Array` with the UTF-8 bytes.
+    fn native_utf8_encode(ctx) |_, a| {
         let v = arg(a, 0);
         let mut out = Vec::new();
         if !v.is_null() {
@@ -1299,19 +1274,12 @@ unsafe extern "C" fn native_utf8_encode(
             return Err("cannot allocate a Uint8Array".into());
         }
         Ok(arr as JSValueRef)
-    })
+    }
 }
 
-/// `utf8Decode(bufferOrView, fatal)`: a string.
-unsafe extern "C" fn native_utf8_decode(
-    ctx: JSContextRef,
-    _f: JSObjectRef,
-    _this: JSObjectRef,
-    argc: usize,
-    argv: *const JSValueRef,
-    exception: *mut JSValueRef,
-) -> JSValueRef {
-    native(ctx, argc, argv, exception, |_, a| {
+native_fn! {
+    /// `utf8Decode(bufferOrView, fatal)`: a string.
+    fn native_utf8_decode(ctx) |_, a| {
         let bytes = bytes_of(ctx, arg(a, 0)).unwrap_or(&[]);
         // SAFETY: ctx is live; a missing argument is null and reads as false.
         let fatal = !arg(a, 1).is_null() && unsafe { JSValueToBoolean(ctx, arg(a, 1)) };
@@ -1322,19 +1290,12 @@ unsafe extern "C" fn native_utf8_decode(
             Err(_) => String::from_utf8_lossy(bytes),
         };
         Ok(js::make_string(ctx, &text))
-    })
+    }
 }
 
-/// `env()`: the process environment as `NAME=value\0` entries (for `process.env`).
-unsafe extern "C" fn native_env(
-    ctx: JSContextRef,
-    _f: JSObjectRef,
-    _this: JSObjectRef,
-    argc: usize,
-    argv: *const JSValueRef,
-    exception: *mut JSValueRef,
-) -> JSValueRef {
-    native(ctx, argc, argv, exception, |_, _| {
+native_fn! {
+    /// `env()`: the process environment as `NAME=value\0` entries (for `process.env`).
+    fn native_env(ctx) |_, _| {
         let mut out = String::new();
         for (k, v) in std::env::vars_os() {
             if let (Some(k), Some(v)) = (k.to_str(), v.to_str()) {
@@ -1345,37 +1306,23 @@ unsafe extern "C" fn native_env(
             }
         }
         Ok(js::make_string(ctx, &out))
-    })
+    }
 }
 
-/// `readFile(path)`: the file as UTF-8 text.
-unsafe extern "C" fn native_read_file(
-    ctx: JSContextRef,
-    _f: JSObjectRef,
-    _this: JSObjectRef,
-    argc: usize,
-    argv: *const JSValueRef,
-    exception: *mut JSValueRef,
-) -> JSValueRef {
-    native(ctx, argc, argv, exception, |_, a| {
+native_fn! {
+    /// `readFile(path)`: the file as UTF-8 text.
+    fn native_read_file(ctx) |_, a| {
         let path = string_arg(ctx, arg(a, 0))?;
         let text =
             std::fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
         Ok(js::make_string(ctx, &text))
-    })
+    }
 }
 
-/// `resolve(dir, spec)`: the absolute path of a local module (`.js`, `.json`, `/index.js`
-/// tried in that order), or an error naming what was tried.
-unsafe extern "C" fn native_resolve(
-    ctx: JSContextRef,
-    _f: JSObjectRef,
-    _this: JSObjectRef,
-    argc: usize,
-    argv: *const JSValueRef,
-    exception: *mut JSValueRef,
-) -> JSValueRef {
-    native(ctx, argc, argv, exception, |_, a| {
+native_fn! {
+    /// `resolve(dir, spec)`: the absolute path of a local module (`.js`, `.json`, `/index.js`
+    /// tried in that order), or an error naming what was tried.
+    fn native_resolve(ctx) |_, a| {
         let dir = PathBuf::from(string_arg(ctx, arg(a, 0))?);
         let spec = string_arg(ctx, arg(a, 1))?;
         let base = dir.join(&spec);
@@ -1400,20 +1347,13 @@ unsafe extern "C" fn native_resolve(
                 .collect::<Vec<_>>()
                 .join(", ")
         ))
-    })
+    }
 }
 
-/// `compile(source, filename)`: the CommonJS wrapper function of a module, or a SyntaxError
-/// naming `file:line:column`.
-unsafe extern "C" fn native_compile(
-    ctx: JSContextRef,
-    _f: JSObjectRef,
-    _this: JSObjectRef,
-    argc: usize,
-    argv: *const JSValueRef,
-    exception: *mut JSValueRef,
-) -> JSValueRef {
-    native(ctx, argc, argv, exception, |_, a| {
+native_fn! {
+    /// `compile(source, filename)`: the CommonJS wrapper function of a module, or a SyntaxError
+    /// naming `file:line:column`.
+    fn native_compile(ctx) |_, a| {
         let source = string_arg(ctx, arg(a, 0))?;
         let file = string_arg(ctx, arg(a, 1))?;
         // Same line numbering as the file: the wrapper opens on the first line.
@@ -1428,5 +1368,5 @@ unsafe extern "C" fn native_compile(
             return Err(js::syntax_error_location(ctx, exc, &file));
         }
         Ok(f)
-    })
+    }
 }
