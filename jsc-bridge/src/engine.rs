@@ -27,7 +27,9 @@
 
 use crate::ffi::*;
 use crate::js::{self, JsString};
+use runtime::handler::HeaderBytes;
 use runtime::{OwnedResponse, RequestId};
+use std::borrow::Cow;
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -116,11 +118,17 @@ const SH_RESP_STATUS: usize = 7;
 const SH_RESP_CTYPE: usize = 8;
 const SH_BATCH_LEN: usize = 9;
 const SH_RESUME_OFFSET: usize = 10;
+const SH_OUT_COUNT: usize = 11;
 const SH_BATCH: usize = 16;
 const BATCH_STRIDE: usize = 5;
 /// Requests per VM entry; more in one tick are run in several entries.
 const BATCH_CAP: usize = 512;
-const SHARED_LEN: usize = SH_BATCH + BATCH_CAP * BATCH_STRIDE;
+/// Responses queued by JS for one `flush` call (see `native_flush`): per response the
+/// request id, status, Content-Type code, and the lengths of its header lines and body.
+const SH_OUT: usize = SH_BATCH + BATCH_CAP * BATCH_STRIDE;
+const OUT_STRIDE: usize = 5;
+const OUT_CAP: usize = 512;
+const SHARED_LEN: usize = SH_OUT + OUT_CAP * OUT_STRIDE;
 
 /// Pending requests by id: a slab whose ids carry a generation, so that an id that was
 /// answered (504, closed connection) and whose slot was reused never matches again. Ids stay
@@ -218,6 +226,7 @@ pub(crate) struct State {
     start: Instant,
     opts: Options,
     scratch16: Vec<u16>,
+    scratch8: Vec<u8>,
     pool: Vec<Vec<u8>>,
     group: JSContextGroupRef,
     quantum: f64,
@@ -250,6 +259,9 @@ pub struct Engine {
     ctx: JSGlobalContextRef,
     /// The prelude's `tick` function (protected).
     tick_fn: JSObjectRef,
+    /// The prelude's `flush` function (protected): sends responses still queued after an
+    /// entry (see `native_flush`).
+    flush_fn: JSObjectRef,
     state: *mut State,
 }
 
@@ -308,6 +320,7 @@ impl Engine {
             start: Instant::now(),
             opts,
             scratch16: Vec::new(),
+            scratch8: Vec::new(),
             pool: Vec::new(),
             group,
             quantum,
@@ -320,6 +333,7 @@ impl Engine {
             group,
             ctx,
             tick_fn: ptr::null_mut(),
+            flush_fn: ptr::null_mut(),
             state,
         };
         // SAFETY: group is live; the callback's context is the heap-allocated State, which
@@ -387,9 +401,13 @@ impl Engine {
             )));
         }
         let tick = js::get_prop(ctx, api as JSObjectRef, "tick");
+        let flush = js::get_prop(ctx, api as JSObjectRef, "flush");
         let load_main = js::get_prop(ctx, api as JSObjectRef, "loadMain");
-        if !js::is_object(ctx, tick) || !js::is_object(ctx, load_main) {
-            return Err(LoadError::Internal("prelude: no tick/loadMain".into()));
+        if !js::is_object(ctx, tick) || !js::is_object(ctx, flush) || !js::is_object(ctx, load_main)
+        {
+            return Err(LoadError::Internal(
+                "prelude: no tick/flush/loadMain".into(),
+            ));
         }
         let on_rejection = js::get_prop(ctx, api as JSObjectRef, "onUnhandledRejection");
         if js::is_object(ctx, on_rejection) {
@@ -403,9 +421,13 @@ impl Engine {
                 )
             };
         }
-        // SAFETY: tick is a live object; unprotected in Drop.
-        unsafe { JSValueProtect(ctx, tick) };
+        // SAFETY: tick and flush are live objects; unprotected in Drop.
+        unsafe {
+            JSValueProtect(ctx, tick);
+            JSValueProtect(ctx, flush);
+        }
         self.tick_fn = tick as JSObjectRef;
+        self.flush_fn = flush as JSObjectRef;
 
         // 2. The app: check the syntax first so that errors carry the file's own positions.
         let src = JsString::new(source);
@@ -454,8 +476,9 @@ impl Engine {
             *const JSValueRef,
             *mut JSValueRef,
         ) -> JSValueRef;
-        let fns: [(&str, Cb); 11] = [
+        let fns: [(&str, Cb); 12] = [
             ("respond", native_respond),
+            ("flush", native_flush),
             ("headers", native_headers),
             ("ip", native_ip),
             ("now", native_now),
@@ -654,6 +677,16 @@ impl Engine {
                 // SAFETY: state is live; the entry has returned.
                 unsafe { ((*self.state).terminated, (*self.state).opts.cpu_limit) }
             };
+            // Responses JS queued but did not flush (answered in promise continuations after
+            // `tick` returned, or before the watchdog stopped it) go out now, before a stop
+            // answers anything with 503.
+            if self.shared(SH_OUT_COUNT) > 0.0 {
+                if stopped != 0.0 {
+                    self.clear_stale_exception();
+                    self.arm_watchdog();
+                }
+                self.call_flush();
+            }
             if stopped != 0.0 {
                 self.clear_stale_exception();
                 self.arm_watchdog();
@@ -691,6 +724,26 @@ impl Engine {
             break;
         }
         self.release_answered();
+    }
+
+    /// Runs the prelude's `flush` (queued responses only; no user code).
+    fn call_flush(&mut self) {
+        let mut exc: JSValueRef = ptr::null();
+        // SAFETY: flush_fn is protected and live; no arguments.
+        let r = unsafe {
+            JSObjectCallAsFunction(
+                self.ctx,
+                self.flush_fn,
+                ptr::null_mut(),
+                0,
+                ptr::null(),
+                &mut exc,
+            )
+        };
+        if r.is_null() {
+            let msg = js::describe_exception(self.ctx, exc);
+            self.log(3, &format!("internal error in flush: {msg}"));
+        }
     }
 
     /// Frees the requests JS answered during the entry that just ended.
@@ -841,7 +894,7 @@ impl Engine {
         if let Some(p) = st.pending.remove(id) {
             st.dropped.push(id);
             let resp = OwnedResponse::new(status, body.to_vec())
-                .with_header(&b"Content-Type"[..], CONTENT_TYPES[4].to_vec());
+                .with_header(&b"Content-Type"[..], CONTENT_TYPES[4]);
             st.done.push((p.rid, resp));
             st.recycle(p);
         }
@@ -862,6 +915,9 @@ impl Drop for Engine {
             if !self.ctx.is_null() {
                 if !self.tick_fn.is_null() {
                     JSValueUnprotect(self.ctx, self.tick_fn);
+                }
+                if !self.flush_fn.is_null() {
+                    JSValueUnprotect(self.ctx, self.flush_fn);
                 }
                 JSContextGroupClearExecutionTimeLimit(self.group);
                 JSGlobalContextRelease(self.ctx);
@@ -1126,46 +1182,68 @@ fn bytes_of<'a>(ctx: JSContextRef, v: JSValueRef) -> Option<&'a [u8]> {
     None
 }
 
+/// Marks request `id` answered; its runtime id, or `None` when it is gone or was answered.
+fn take_answer(st: &mut State, id: u64) -> Option<RequestId> {
+    match st.pending.get_mut(id) {
+        Some(p) if !p.answered => {
+            p.answered = true;
+            st.answered.push(id);
+            Some(p.rid)
+        }
+        _ => None,
+    }
+}
+
+/// The response JS gave: `status` (500 when out of range), the Content-Type `ctype` code
+/// (CONTENT_TYPES; 0 none), `Name:value\n` header lines and the body.
+fn js_response(status: f64, ctype: f64, lines: &[u8], body: Vec<u8>) -> OwnedResponse {
+    let status = if (100.0..1000.0).contains(&status) {
+        status as u16
+    } else {
+        500
+    };
+    let mut headers: Vec<(HeaderBytes, HeaderBytes)> = Vec::new();
+    if (1.0..5.0).contains(&ctype) {
+        headers.push((
+            Cow::Borrowed(b"Content-Type"),
+            Cow::Borrowed(CONTENT_TYPES[ctype as usize]),
+        ));
+    }
+    if !lines.is_empty() {
+        for line in lines.split(|&b| b == b'\n') {
+            if let Some(c) = line.iter().position(|&b| b == b':') {
+                headers.push((
+                    Cow::Owned(line[..c].to_vec()),
+                    Cow::Owned(line[c + 1..].to_vec()),
+                ));
+            }
+        }
+    }
+    OwnedResponse {
+        status,
+        headers,
+        body,
+    }
+}
+
 native_fn! {
     /// `respond(headers|undefined, body)`, with the request id, status and Content-Type code in
-    /// shared memory (SH_RESP_*): numbers travel without API calls.
+    /// shared memory (SH_RESP_*): numbers travel without API calls. For bodies that are bytes,
+    /// and for responses made outside `tick` (string responses made inside it are queued and
+    /// go through `flush`).
     fn native_respond(ctx) |st, a| {
         let id = st.shared[SH_RESP_ID] as u64;
-        let rid = match st.pending.get_mut(id) {
-            Some(p) if !p.answered => {
-                p.answered = true;
-                p.rid
-            }
-            _ => return Ok(st.js_false),
+        let Some(rid) = take_answer(st, id) else {
+            return Ok(st.js_false);
         };
-        st.answered.push(id);
-        let status = st.shared[SH_RESP_STATUS];
-        let status = if (100.0..1000.0).contains(&status) {
-            status as u16
-        } else {
-            500
-        };
-        let ctype = st.shared[SH_RESP_CTYPE];
-        let mut headers: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-        if (1.0..5.0).contains(&ctype) {
-            headers.push((
-                b"Content-Type".to_vec(),
-                CONTENT_TYPES[ctype as usize].to_vec(),
-            ));
-        }
+        let mut lines = Vec::new();
         let h = arg(a, 0);
         // SAFETY: ctx and h are live.
         if !h.is_null() && unsafe { JSValueIsString(ctx, h) } {
-            let mut raw = Vec::new();
             let mut exc: JSValueRef = ptr::null();
             // SAFETY: ctx and h are live; the copy is released by JsString.
             let s = JsString(unsafe { JSValueToStringCopy(ctx, h, &mut exc) });
-            js::append_utf8_fast(s.0, &mut raw);
-            for line in raw.split(|&b| b == b'\n') {
-                if let Some(c) = line.iter().position(|&b| b == b':') {
-                    headers.push((line[..c].to_vec(), line[c + 1..].to_vec()));
-                }
-            }
+            js::append_utf8_fast(s.0, &mut lines);
         }
         let mut body = Vec::new();
         let b = arg(a, 1);
@@ -1178,15 +1256,105 @@ native_fn! {
         } else if let Some(bytes) = bytes_of(ctx, b) {
             body.extend_from_slice(bytes);
         }
-        st.done.push((
-            rid,
-            OwnedResponse {
-                status,
-                headers,
-                body,
-            },
-        ));
+        let resp = js_response(st.shared[SH_RESP_STATUS], st.shared[SH_RESP_CTYPE], &lines, body);
+        st.done.push((rid, resp));
         Ok(st.js_true)
+    }
+}
+
+/// A length JS wrote into shared memory, if it is a sane one.
+fn out_len(v: f64) -> Option<usize> {
+    (v >= 0.0 && v <= u32::MAX as f64 && v.fract() == 0.0).then_some(v as usize)
+}
+
+native_fn! {
+    /// `flush(text)`: the string responses JS queued during `tick`, in one call and one string
+    /// conversion instead of a `respond` call each. Shared memory holds SH_OUT_COUNT records
+    /// (id, status, Content-Type code, header-lines length, body length; lengths in UTF-16
+    /// units) and `text` their header lines and bodies back to back. Resets the count.
+    fn native_flush(ctx) |st, a| {
+        let n = (st.shared[SH_OUT_COUNT] as usize).min(OUT_CAP);
+        st.shared[SH_OUT_COUNT] = 0.0;
+        let t = arg(a, 0);
+        // SAFETY: ctx and t are live.
+        if n == 0 || t.is_null() || !unsafe { JSValueIsString(ctx, t) } {
+            return Ok(st.undefined);
+        }
+        let mut exc: JSValueRef = ptr::null();
+        // SAFETY: ctx and t are live; the copy is released by JsString.
+        let s = JsString(unsafe { JSValueToStringCopy(ctx, t, &mut exc) });
+        // SAFETY: s is live (null gives 0).
+        let units = if s.0.is_null() { 0 } else { unsafe { JSStringGetLength(s.0) } };
+        let mut lens = Vec::with_capacity(n);
+        let mut total = Some(0usize);
+        for k in 0..n {
+            let r = SH_OUT + k * OUT_STRIDE;
+            let (h, b) = (out_len(st.shared[r + 3]), out_len(st.shared[r + 4]));
+            total = match (total, h, b) {
+                (Some(t), Some(h), Some(b)) => {
+                    lens.push((h, b));
+                    Some(t + h + b)
+                }
+                _ => None,
+            };
+        }
+        if total != Some(units) {
+            // The records and the text disagree (a bug, or a stop between the two writes):
+            // never guess which bytes belong to whom.
+            log_line(&st.log_prefix, 3, "internal error: response queue out of step; answering 500");
+            for k in 0..n {
+                let id = st.shared[SH_OUT + k * OUT_STRIDE] as u64;
+                if let Some(rid) = take_answer(st, id) {
+                    let resp = js_response(500.0, 4.0, b"", b"Internal Server Error".to_vec());
+                    st.done.push((rid, resp));
+                }
+            }
+            return Ok(st.undefined);
+        }
+        let mut bytes = std::mem::take(&mut st.scratch8);
+        bytes.clear();
+        js::append_utf8_fast(s.0, &mut bytes);
+        // All ASCII (as many bytes as UTF-16 units): the lengths are byte lengths. Otherwise
+        // convert each piece from its UTF-16 units, as `respond` would have (a surrogate pair
+        // split between two pieces stays two lone surrogates).
+        let ascii = bytes.len() == units;
+        let wide: &[u16] = if ascii {
+            &[]
+        } else {
+            // SAFETY: s is live; the characters pointer stays valid while it lives, and holds
+            // `units` code units.
+            unsafe {
+                let p = JSStringGetCharactersPtr(s.0);
+                if p.is_null() { &[] } else { std::slice::from_raw_parts(p, units) }
+            }
+        };
+        let mut pos = 0;
+        let mut lines = Vec::new();
+        for (k, &(h, b)) in lens.iter().enumerate() {
+            let r = SH_OUT + k * OUT_STRIDE;
+            let id = st.shared[r] as u64;
+            let (status, ctype) = (st.shared[r + 1], st.shared[r + 2]);
+            let Some(rid) = take_answer(st, id) else {
+                pos += h + b;
+                continue;
+            };
+            lines.clear();
+            let mut body = Vec::new();
+            if ascii {
+                lines.extend_from_slice(&bytes[pos..pos + h]);
+                body.extend_from_slice(&bytes[pos + h..pos + h + b]);
+            } else if wide.len() == units {
+                js::utf16_to_utf8(&wide[pos..pos + h], &mut lines);
+                js::utf16_to_utf8(&wide[pos + h..pos + h + b], &mut body);
+            }
+            pos += h + b;
+            st.done.push((rid, js_response(status, ctype, &lines, body)));
+        }
+        st.scratch8 = bytes;
+        if st.scratch8.capacity() > 1 << 20 {
+            st.scratch8 = Vec::new();
+        }
+        Ok(st.undefined)
     }
 }
 

@@ -48,6 +48,11 @@ pub(crate) fn append_utf8(s: JSStringRef, out: &mut Vec<u8>) {
         }
         std::slice::from_raw_parts(p, len)
     };
+    utf16_to_utf8(units, out);
+}
+
+/// Appends the UTF-8 encoding of UTF-16 code units to `out` (lone surrogates become U+FFFD).
+pub(crate) fn utf16_to_utf8(units: &[u16], out: &mut Vec<u8>) {
     if units.iter().all(|&u| u < 0x80) {
         out.reserve(units.len());
         out.extend(units.iter().map(|&u| u as u8));

@@ -12,6 +12,7 @@
   'use strict';
   const G = globalThis;
   const nativeRespond = native.respond;
+  const nativeFlush = native.flush;
   const nativeHeaders = native.headers;
   const nativeIp = native.ip;
   const now = native.now;
@@ -31,7 +32,12 @@
   const SH_RESP_CTYPE = 8;
   const SH_BATCH_LEN = 9;      // requests in this batch
   const SH_RESUME_OFFSET = 10; // offset into the targets string at SH_RESUME
+  const SH_OUT_COUNT = 11;     // responses queued for flush()
   const SH_BATCH = 16;         // per request: id, method code, method length, target length, flags
+  const BATCH_CAP = 512;
+  // Queued responses: id, status, Content-Type code, header-lines length, body length.
+  const SH_OUT = SH_BATCH + BATCH_CAP * 5;
+  const OUT_CAP = 512;
 
   // ---------------------------------------------------------------- console
 
@@ -944,6 +950,19 @@
 
   // Content-Type is kept apart from the other headers (`_type`): it is set on most responses
   // and usually travels to Rust as a small code (CT_CODES) instead of a header string.
+  // Responses made while `tick` runs (synchronous handlers, timers) with string bodies are
+  // queued: records in shared memory (SH_OUT), header lines and bodies back to back in
+  // `outText`, sent by one native flush() per tick instead of one respond() call each.
+  // Responses made later (promise continuations) go out at once through respond().
+  let inTick = false;
+  let outText = '';
+  function flushOut() {
+    if (shared[SH_OUT_COUNT] === 0) return;
+    const text = outText;
+    outText = '';
+    nativeFlush(text);
+  }
+
   class Response {
     constructor(id, req) {
       this._id = id;
@@ -1089,6 +1108,25 @@
           else for (let i = 0; i < v.length; i++) hs += n + ':' + v[i] + '\n';
         }
         if (hs === '') hs = undefined;
+      }
+      if (inTick && typeof body === 'string') {
+        // Queued; `tick` hands the whole queue to Rust in one flush() call at its end.
+        let k = shared[SH_OUT_COUNT];
+        if (k === OUT_CAP) { flushOut(); k = 0; }
+        const r = SH_OUT + k * 5;
+        shared[r] = this._id;
+        shared[r + 1] = this.statusCode;
+        shared[r + 2] = ctype;
+        shared[r + 4] = body.length;
+        if (hs === undefined) {
+          shared[r + 3] = 0;
+          outText += body;
+        } else {
+          shared[r + 3] = hs.length;
+          outText += hs + body;
+        }
+        shared[SH_OUT_COUNT] = k + 1;
+        return this;
       }
       shared[SH_RESP_ID] = this._id;
       shared[SH_RESP_STATUS] = this.statusCode;
@@ -1364,6 +1402,7 @@
   // `dropped` (ids Rust answered or gave up on since the last tick: 504, 503, closed
   // connection; or undefined), then due timers.
   function tick(nowMs, targets, bodies, dropped) {
+    inTick = true;
     if (dropped !== undefined) {
       for (let i = 0; i < dropped.length; i++) awaiting.delete(dropped[i]);
       awaitingChanged();
@@ -1398,6 +1437,14 @@
     }
     if (shared[SH_NEXT_TIMER] <= nowMs) runTimers(nowMs);
     shared[SH_CURRENT] = -2;
+    flushOut();
+    inTick = false;
+  }
+
+  // After an entry that left responses queued (stopped by the watchdog before its end).
+  function flush() {
+    flushOut();
+    inTick = false;
   }
 
   function loadMain(file) {
@@ -1411,5 +1458,5 @@
     consoleObj.error('Unhandled promise rejection:', reason);
   }
 
-  return { tick, loadMain, onUnhandledRejection };
+  return { tick, flush, loadMain, onUnhandledRejection };
 })

@@ -358,7 +358,10 @@ fn response_helpers() {
     assert_eq!(get(&mut e, "/end").status, 204);
     let r = get(&mut e, "/hdr");
     assert_eq!(header(&r, "x-a"), Some("1"));
-    assert_eq!(r.headers.iter().filter(|(n, _)| n == b"X-B").count(), 2);
+    assert_eq!(
+        r.headers.iter().filter(|(n, _)| &n[..] == b"X-B").count(),
+        2
+    );
     assert_eq!(header(&r, "x-c"), Some("c"));
     assert_eq!(text(&r), r#"{"a":"1","sent":false}"#);
     assert_eq!(text(&get(&mut e, "/sent")), "x");

@@ -49,6 +49,7 @@
 //! heap allocation and takes no lock on the keep-alive path (checked by the
 //! counting-allocator test in `runtime/tests/no_alloc.rs`).
 
+use std::borrow::Cow;
 use std::fmt;
 use std::fs::File;
 use std::net::SocketAddr;
@@ -422,6 +423,54 @@ pub enum Handled {
     Deferred,
 }
 
+/// A header name or value of an [`OwnedResponse`]: borrowed when it is a
+/// constant (`Content-Type: application/json`, ...), so that the common
+/// headers cost no allocation.
+pub type HeaderBytes = Cow<'static, [u8]>;
+
+/// What [`OwnedResponse::with_header`] accepts: constants (`&'static str`,
+/// byte strings) are borrowed, `String`/`Vec<u8>` moved.
+pub trait IntoHeaderBytes {
+    /// The bytes.
+    fn into_header_bytes(self) -> HeaderBytes;
+}
+
+impl IntoHeaderBytes for &'static str {
+    fn into_header_bytes(self) -> HeaderBytes {
+        Cow::Borrowed(self.as_bytes())
+    }
+}
+
+impl IntoHeaderBytes for &'static [u8] {
+    fn into_header_bytes(self) -> HeaderBytes {
+        Cow::Borrowed(self)
+    }
+}
+
+impl<const N: usize> IntoHeaderBytes for &'static [u8; N] {
+    fn into_header_bytes(self) -> HeaderBytes {
+        Cow::Borrowed(self)
+    }
+}
+
+impl IntoHeaderBytes for String {
+    fn into_header_bytes(self) -> HeaderBytes {
+        Cow::Owned(self.into_bytes())
+    }
+}
+
+impl IntoHeaderBytes for Vec<u8> {
+    fn into_header_bytes(self) -> HeaderBytes {
+        Cow::Owned(self)
+    }
+}
+
+impl IntoHeaderBytes for HeaderBytes {
+    fn into_header_bytes(self) -> HeaderBytes {
+        self
+    }
+}
+
 /// An owned response, for deferred completion.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OwnedResponse {
@@ -429,7 +478,7 @@ pub struct OwnedResponse {
     pub status: u16,
     /// Header fields, in order. The runtime-owned names listed in the module
     /// docs are dropped.
-    pub headers: Vec<(Vec<u8>, Vec<u8>)>,
+    pub headers: Vec<(HeaderBytes, HeaderBytes)>,
     /// The body; sent with `Content-Length` (dropped, length kept, for HEAD).
     pub body: Vec<u8>,
 }
@@ -445,8 +494,9 @@ impl OwnedResponse {
     }
 
     /// Adds a header (builder style).
-    pub fn with_header(mut self, name: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> Self {
-        self.headers.push((name.into(), value.into()));
+    pub fn with_header(mut self, name: impl IntoHeaderBytes, value: impl IntoHeaderBytes) -> Self {
+        self.headers
+            .push((name.into_header_bytes(), value.into_header_bytes()));
         self
     }
 }

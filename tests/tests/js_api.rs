@@ -284,6 +284,84 @@ fn response_object() {
 }
 
 #[test]
+fn responses_of_one_tick_keep_their_own_bytes() {
+    // Pipelined in one write, so that all land in one VM entry, whose string responses go to
+    // Rust together: ASCII, Latin-1, astral, lone surrogates on both sides of a boundary
+    // (each must stay U+FFFD, not pair up), custom headers, a bytes body in between, and a
+    // timer-made response.
+    let s = JsServer::inline(
+        r#"
+Marg.get('/a', (req, res) => res.send('plain'));
+Marg.get('/latin', (req, res) => res.set('X-K', 'v1').send('h\u00e9llo w\u00f6rld'));
+Marg.get('/astral', (req, res) => res.json({ e: '\u{1F600}' }));
+Marg.get('/hi', (req, res) => res.type('text').send('x\uD83D'));
+Marg.get('/lo', (req, res) => res.set('X-Lo', 'yes').send('\uDE00y'));
+Marg.get('/bytes', (req, res) => res.send(new Uint8Array([66, 89, 84, 69, 83])));
+Marg.get('/later', (req, res) => setTimeout(() => res.set('X-T', '1').send('timer'), 5));
+Marg.get('/empty', (req, res) => res.status(204).end());
+"#,
+        &[],
+        1,
+        &[],
+    );
+    let paths = [
+        "/a", "/latin", "/astral", "/hi", "/lo", "/bytes", "/later", "/empty", "/a",
+    ];
+    let mut c = s.client();
+    let mut wire = Vec::new();
+    for p in paths {
+        wire.extend(Client::encode("GET", p, &[], b""));
+    }
+    use std::io::Write;
+    c.stream.write_all(&wire).unwrap();
+    let got = marg_tests::read_responses(&mut c.stream, paths.len());
+    let texts: Vec<String> = got.iter().map(|r| r.text()).collect();
+    assert_eq!(
+        texts,
+        [
+            "plain",
+            "h\u{e9}llo w\u{f6}rld",
+            "{\"e\":\"\u{1F600}\"}",
+            "x\u{FFFD}",
+            "\u{FFFD}y",
+            "BYTES",
+            "timer",
+            "",
+            "plain"
+        ]
+    );
+    assert_eq!(got[1].header("x-k"), Some("v1"));
+    assert_eq!(got[3].header("x-lo"), None);
+    assert_eq!(
+        got[3].header("content-type"),
+        Some("text/plain; charset=utf-8")
+    );
+    assert_eq!(got[4].header("x-lo"), Some("yes"));
+    assert_eq!(got[6].header("x-t"), Some("1"));
+    assert_eq!(got[7].status, 204);
+    // Many more responses in one tick than the queue holds (512).
+    let mut wire = Vec::new();
+    for i in 0..1200 {
+        wire.extend(Client::encode(
+            "GET",
+            if i % 2 == 0 { "/a" } else { "/latin" },
+            &[],
+            b"",
+        ));
+    }
+    c.stream.write_all(&wire).unwrap();
+    let got = marg_tests::read_responses(&mut c.stream, 1200);
+    for (i, r) in got.iter().enumerate() {
+        let want = if i % 2 == 0 {
+            "plain"
+        } else {
+            "h\u{e9}llo w\u{f6}rld"
+        };
+        assert_eq!(r.text(), want, "response {i}");
+    }
+}
+
+#[test]
 fn routing_and_middleware() {
     let s = features();
     let mut c = s.client();

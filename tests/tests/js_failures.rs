@@ -17,6 +17,7 @@ Marg.get('/never', () => {});
 Marg.get('/loop', () => { for (;;) {} });
 Marg.get('/loop-async', async () => { await null; while (true) {} });
 Marg.get('/ok', (req, res) => res.send('ok'));
+Marg.get('/send-then-loop', (req, res) => { res.send('sent first'); for (;;) {} });
 "#;
 
 #[test]
@@ -107,6 +108,18 @@ fn runaway_handler_gets_503_and_the_worker_keeps_serving() {
     let r = c.get("/loop-async");
     assert_eq!(r.status, 503);
     assert_eq!(s.get("/ok").text(), "ok");
+}
+
+#[test]
+fn response_sent_before_a_runaway_loop_still_goes_out() {
+    // The response is queued for the end of the tick, which the watchdog cuts short: it is
+    // still delivered (not replaced by a 503), and the next requests are served.
+    let s = JsServer::inline_with(APP, &[], 1, &[], &["--port", "0", "--js-cpu-limit", "0.3"]);
+    let mut a = s.client();
+    let r = a.get("/send-then-loop");
+    assert_eq!((r.status, r.text().as_str()), (200, "sent first"));
+    assert_eq!(a.get("/ok").text(), "ok");
+    assert!(s.log_contains("CPU time limit"), "{}", s.log());
 }
 
 #[test]

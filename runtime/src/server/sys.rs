@@ -274,11 +274,17 @@ pub enum IoResult {
 }
 
 /// `read(2)` into `buf`.
+///
+/// The hot-path calls go through `syscall(2)` rather than glibc's `read` /
+/// `send`: those are thread-cancellation points, and their enable/disable
+/// bracketing measured about 1% of a keep-alive request's CPU. Marg never
+/// cancels threads.
 #[inline]
 pub fn read(fd: RawFd, buf: &mut [u8]) -> IoResult {
     loop {
-        // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
-        let r = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        // SAFETY: `buf` is valid for writes of `buf.len()` bytes; `read`
+        // takes (int, void *, size_t).
+        let r = unsafe { libc::syscall(libc::SYS_read, fd, buf.as_mut_ptr(), buf.len()) };
         if r >= 0 {
             return IoResult::Done(r as usize);
         }
@@ -294,8 +300,19 @@ pub fn read(fd: RawFd, buf: &mut [u8]) -> IoResult {
 #[inline]
 pub fn write(fd: RawFd, buf: &[u8]) -> IoResult {
     loop {
-        // SAFETY: `buf` is valid for reads of `buf.len()` bytes.
-        let r = unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL) };
+        // SAFETY: `buf` is valid for reads of `buf.len()` bytes; `sendto`
+        // with a null address is `send` (see `read` on why not glibc's).
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_sendto,
+                fd,
+                buf.as_ptr(),
+                buf.len(),
+                libc::MSG_NOSIGNAL,
+                std::ptr::null::<libc::sockaddr>(),
+                0 as libc::socklen_t,
+            )
+        };
         if r >= 0 {
             return IoResult::Done(r as usize);
         }

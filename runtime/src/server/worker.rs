@@ -60,6 +60,11 @@ struct Live {
     dirty: bool,
     /// EPOLLOUT is in the interest set (a write blocked).
     want_write: bool,
+    /// The last read came up short (or would block) and no readable event
+    /// has arrived since: with edge triggering the socket is known empty, so
+    /// a drive that only flushes a completion skips the `read` (which would
+    /// fail with EAGAIN; nginx's `rev->ready = 0` does the same).
+    input_drained: bool,
 }
 
 struct Slot {
@@ -180,6 +185,9 @@ impl Worker {
                         // Writable-only edges (ACKs freeing send space) are
                         // common; skip them unless output is waiting.
                         let readable = bits & !(libc::EPOLLOUT as u32) != 0;
+                        if readable {
+                            l.input_drained = false;
+                        }
                         if readable || !l.conn.output().is_empty() || l.conn.file().is_some() {
                             // After a hang-up edge, read to EOF (the short-read
                             // shortcut would miss the FIN that came with data).
@@ -297,6 +305,8 @@ impl Worker {
             linger_until: None,
             dirty: false,
             want_write: false,
+            // Data may have arrived before the socket joined the epoll set.
+            input_drained: false,
         });
         self.live += 1;
         self.schedule(slot);
@@ -361,7 +371,7 @@ impl Worker {
             let outb = self.pool_out.pop().unwrap_or_default();
             l.conn.set_buffers(inb, outb, self.in_size);
         }
-        let mut drained = false;
+        let mut drained = l.input_drained && !read_to_eof;
         let mut dead = false;
         let mut blocked = false;
         loop {
@@ -425,8 +435,12 @@ impl Worker {
                     // A short read drained the socket: with edge triggering
                     // the next arrival raises a new event.
                     drained = n < want && !read_to_eof;
+                    l.input_drained = drained;
                 }
-                IoResult::WouldBlock => break,
+                IoResult::WouldBlock => {
+                    l.input_drained = true;
+                    break;
+                }
                 IoResult::Error => {
                     dead = true;
                     break;
