@@ -16,7 +16,8 @@ use super::chacha_asm::{self as asm, ChaChaFn, FusedFn, PolyFn};
 use super::{check_tag, Unauthentic, NONCE_LEN, TAG_LEN};
 use marg_gen::rt::SelectError;
 
-/// The ChaCha20 kernel variant (Poly1305 has only `baseline`).
+/// One variant of the ChaCha20, fused and Poly1305 kernels (all three
+/// have the same variant names).
 #[derive(Clone, Copy, Debug)]
 pub struct ChaChaKernels {
     /// The ChaCha20 variant's name.
@@ -32,11 +33,11 @@ pub struct ChaChaKernels {
 }
 
 /// Blocks per iteration of a ChaCha20 variant of width `w` (3 quads of
-/// 16-byte lanes at 16 and 32 bytes, 4 at 64).
+/// 16-byte lanes at 16 bytes, 4 at 64; the vertical AVX2 layout makes 8).
 fn blocks_per_iter(w: u32) -> usize {
     match w {
         16 => 3,
-        32 => 6,
+        32 => 8,
         _ => 16,
     }
 }
@@ -70,7 +71,7 @@ impl ChaChaKernels {
             fused: asm::CHACHA20_POLY1305_XOR.variant(name)?,
             pb: blocks_per_iter(meta.width),
             lanes: meta.width as usize / 16,
-            poly: asm::POLY1305_BLOCKS.get(),
+            poly: asm::POLY1305_BLOCKS.variant(name)?,
         })
     }
 

@@ -84,6 +84,8 @@ marg_asm! {
         3, 0, 1, 2, 7, 4, 5, 6, 11, 8, 9, 10, 15, 12, 13, 14,
         3, 0, 1, 2, 7, 4, 5, 6, 11, 8, 9, 10, 15, 12, 13, 14,
     ];
+    // Vertical AVX2 counter word: lane k = k (blocks 0..7), then the step 8.
+    data VCTR: [u32; 16] align 32 = [0, 1, 2, 3, 4, 5, 6, 7, 8, 8, 8, 8, 8, 8, 8, 8];
     // Lane k = the value k in its low dword (the block-counter word).
     data BLOCK_INC: [u32; 80] align 64 = [
         0, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0,
@@ -93,17 +95,27 @@ marg_asm! {
         16, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
     ];
 
-    // Blocks per register, quads in flight, blocks per iteration.
+    // Blocks per register, quads in flight, blocks per iteration (the
+    // vertical AVX2 path: 8).
     const L = W / 16;
     const K = 3 + W / 64;
-    const PB = K * L;
+    const PB = K * L + 2 * (W == 32);
     // Poly1305 blocks per double round when fused, and the remainder.
     const PPR = 4 * PB / 10;
     const PREM = 4 * PB - 10 * PPR;
-    // Frame slots of the fused kernel's Poly1305 key (after the 4 rows).
-    const POLY_R0 = 256;
-    const POLY_R1 = 264;
-    const POLY_S1 = 272;
+    // Frame layout (bytes from `frame`). Rows of the horizontal state at
+    // r·W (up to 256); for the vertical AVX2 path (W = 32) also: the 16
+    // state words each broadcast to 8 lanes (VST, word 12 = counter + lane),
+    // spill slots of the row-c words (CSP), the finished words 8-15 while
+    // words 0-7 are transposed (HSP), and a keystream buffer for the tail
+    // (KSB). Then the fused kernel's Poly1305 key.
+    const VST = 128;
+    const CSP = 640;
+    const HSP = 768;
+    const KSB = 1024;
+    const POLY_R0 = 1536;
+    const POLY_R1 = 1544;
+    const POLY_S1 = 1552;
 
     macro vload(d, m) {
         if W == 16 { movdqu d, m } else if W == 32 { vmovdqu d, m } else { vmovdqu8 d, m }
@@ -188,8 +200,16 @@ marg_asm! {
 
     // h = (h + m + pad·2^128)·r mod 2^130 - 5 (partially reduced) for the
     // block m at [src]; r0, r1 and s1 = r1 + r1/4 are registers or memory
-    // operands. Uses h0-h2, d1-d3, rax, rdx.
+    // operands. Uses h0-h2, d1-d3, rax, rdx. W = 16 (baseline: no BMI2)
+    // uses `mul`; W >= 32 the BMI2 form below.
     macro poly_step(src, pad, r0, r1, s1) {
+        if W == 16 {
+            poly_step_mul!(src, pad, r0, r1, s1)
+        } else {
+            poly_step_mulx!(src, pad, r0, r1, s1)
+        }
+    }
+    macro poly_step_mul(src, pad, r0, r1, s1) {
         add h0, [src]                       // h += m + pad·2^128
         adc h1, [src + 8]
         adc h2, pad
@@ -227,6 +247,43 @@ marg_asm! {
         adc h1, 0
         adc h2, 0
     }
+    // The same product with `mulx` (flagless, three-operand: no rax
+    // shuffling) in the same three short carry chains as `poly_step_mul`
+    // (one long chain would lengthen the h -> h dependency, which bounds the
+    // avx512 fused kernel):
+    //   X: d3:d2 = h0·r1 + h1·r0 + h2·s1   (2^64)
+    //   Y: d1:h0 = h0·r0 + h1·s1           (2^0)
+    //   limb 1 = d1 + d2, limb 2 = d3 + h2·r0 + carry; then the fold.
+    macro poly_step_mulx(src, pad, r0, r1, s1) {
+        add h0, [src]                       // h += m + pad·2^128
+        adc h1, [src + 8]
+        adc h2, pad
+        mov rdx, h0
+        mulx d3, d2, r1                     // d3:d2 = h0·r1
+        mulx d1, h0, r0                     // d1:h0 = h0·r0
+        mov rdx, h1
+        mulx h1, rax, r0                    // h1:rax = h1·r0
+        add d2, rax                         // X += h1·r0
+        adc d3, h1
+        mulx h1, rax, s1                    // h1:rax = h1·s1 (= h1·r1·2^128 mod p)
+        add h0, rax                         // Y += h1·s1
+        adc d1, h1
+        mov h1, h2
+        imul h1, s1                         // h2·s1 (h2 is a few bits)
+        add d2, h1                          // X += h2·s1
+        adc d3, 0
+        imul h2, r0                         // h2·r0
+        mov h1, d1
+        add h1, d2                          // limb 1
+        adc d3, h2                          // limb 2 = 4k + (limb 2 & 3)
+        mov h2, d3                          // fold k·2^130 = 5k (mod p):
+        and h2, 3
+        shr d3, 2                           //   k
+        lea rax, [d3 + d3*4]                //   5k
+        add h0, rax
+        adc h1, 0
+        adc h2, 0
+    }
 
     // poly_step on [hp] with the key in the fused kernel's frame; hp += 16.
     macro poly_block() {
@@ -235,10 +292,21 @@ marg_asm! {
     }
 
     // The four state rows, each broadcast to every lane, into the frame.
+    // At W = 32 also the 16 words, each broadcast to 8 lanes (VST), the
+    // counter word plus the lane index.
     macro state_to_frame() {
         for r in 0..4 {
             vbroadcast16!(v{r}, [state + 16 * r])
             vstore!([frame + r * W], v{r})
+        }
+        if W == 32 {
+            for i in 0..16 {
+                vpbroadcastd v{i}, dword ptr [state + 4 * i]
+            }
+            vpaddd v12, v12, [VCTR]         // word 12 of block k: counter + k
+            for i in 0..16 {
+                vmovdqu [frame + VST + 32 * i], v{i}
+            }
         }
     }
 
@@ -340,11 +408,177 @@ marg_asm! {
     quad_done:
     }
 
+    // ---- Vertical AVX2 ChaCha20: 8 blocks, one state word per register ----
+    //
+    // ymm register i (lane k = block k) holds word i of 8 blocks, so every
+    // quarter round is a plain column of registers and the diagonal round
+    // only renames them: no `pshufd`. 16 words + rotation scratch do not fit
+    // the 16 ymm registers, so the row-c words (8-11) take turns in two
+    // registers, the other two in frame slots (CSP):
+    //
+    //   words 0-3 (a)   ymm0-3        words 4-7 (b)   ymm4-7
+    //   words 12-15 (d) ymm8-11       two c words     ymm12, ymm13
+    //   rotation scratch ymm14, ymm15
+    //
+    // The quarter rounds run two at a time (one scratch each):
+    //   column QR0, QR1 (c0, c1 in ymm12/13) | swap | column QR2, QR3 (c2, c3)
+    //   diagonal QR0 (a0 b1 c2 d3), QR1 (a1 b2 c3 d0) (still c2, c3) | swap |
+    //   diagonal QR2 (a2 b3 c0 d1), QR3 (a3 b0 c1 d2) (c0, c1)
+    // so a double round starts and ends with c0, c1 in registers and costs
+    // two swaps (4 stores, 4 loads).
+
+    // Two quarter rounds on (a, b, c, d) and (e, f, g, h).
+    macro vqr2(a, b, c, d, e, f, g, h) {
+        vpaddd a, a, b                      // a += b
+        vpaddd e, e, f
+        vpxor d, d, a                       // d ^= a
+        vpxor h, h, e
+        vpshufb d, d, [ROT16]               // d <<<= 16
+        vpshufb h, h, [ROT16]
+        vpaddd c, c, d                      // c += d
+        vpaddd g, g, h
+        vpxor b, b, c                       // b ^= c
+        vpxor f, f, g
+        vpsrld ymm14, b, 20                 // b <<<= 12
+        vpsrld ymm15, f, 20
+        vpslld b, b, 12
+        vpslld f, f, 12
+        vpor b, b, ymm14
+        vpor f, f, ymm15
+        vpaddd a, a, b                      // a += b
+        vpaddd e, e, f
+        vpxor d, d, a                       // d ^= a
+        vpxor h, h, e
+        vpshufb d, d, [ROT8]                // d <<<= 8
+        vpshufb h, h, [ROT8]
+        vpaddd c, c, d                      // c += d
+        vpaddd g, g, h
+        vpxor b, b, c                       // b ^= c
+        vpxor f, f, g
+        vpsrld ymm14, b, 25                 // b <<<= 7
+        vpsrld ymm15, f, 25
+        vpslld b, b, 7
+        vpslld f, f, 7
+        vpor b, b, ymm14
+        vpor f, f, ymm15
+    }
+
+    // Row-c words in ymm12/13: store the pair at slots `out`, load `in`.
+    macro vswap_c(outw, inw) {
+        vmovdqu [frame + CSP + 32 * (outw)], ymm12
+        vmovdqu [frame + CSP + 32 * (outw) + 32], ymm13
+        vmovdqu ymm12, [frame + CSP + 32 * (inw)]
+        vmovdqu ymm13, [frame + CSP + 32 * (inw) + 32]
+    }
+
+    // One double round of 8 blocks; with `hash` = 1 also 3 Poly1305 blocks
+    // (one after each of the first three quarter-round pairs).
+    macro vdouble_round(hash) {
+        vqr2!(ymm0, ymm4, ymm12, ymm8, ymm1, ymm5, ymm13, ymm9)      // columns 0, 1
+        if (hash) == 1 { poly_block!() }
+        vswap_c!(0, 2)
+        vqr2!(ymm2, ymm6, ymm12, ymm10, ymm3, ymm7, ymm13, ymm11)    // columns 2, 3
+        if (hash) == 1 { poly_block!() }
+        vqr2!(ymm0, ymm5, ymm12, ymm11, ymm1, ymm6, ymm13, ymm8)     // diagonals 0, 1
+        if (hash) == 1 { poly_block!() }
+        vswap_c!(2, 0)
+        vqr2!(ymm2, ymm7, ymm12, ymm9, ymm3, ymm4, ymm13, ymm10)     // diagonals 2, 3
+    }
+
+    // 8x8 transpose of the dwords in ymm0-7 (register i = word w0 + i of
+    // blocks 0..7) into 32-byte rows (block j, words w0..w0+7), xored with
+    // the input at `inp + 64·j + off` and stored at `out + 64·j + off`; with
+    // `ks` = 1 stored raw into the frame's keystream buffer instead.
+    // Clobbers ymm0-15.
+    macro vtranspose_store(off, ks) {
+        for i in 0..4 {
+            vpunpckldq v{8 + 2 * i}, v{2 * i}, v{2 * i + 1}     // words 2i, 2i+1 of blocks 0,1 | 4,5
+            vpunpckhdq v{9 + 2 * i}, v{2 * i}, v{2 * i + 1}     //                 of blocks 2,3 | 6,7
+        }
+        for i in 0..2 {
+            vpunpcklqdq v{4 * i}, v{8 + 4 * i}, v{10 + 4 * i}     // words 4i..4i+3, blocks 0 | 4
+            vpunpckhqdq v{4 * i + 1}, v{8 + 4 * i}, v{10 + 4 * i} //                 blocks 1 | 5
+            vpunpcklqdq v{4 * i + 2}, v{9 + 4 * i}, v{11 + 4 * i} //                 blocks 2 | 6
+            vpunpckhqdq v{4 * i + 3}, v{9 + 4 * i}, v{11 + 4 * i} //                 blocks 3 | 7
+        }
+        for j in 0..4 {
+            vperm2i128 v{8 + 2 * j}, v{j}, v{j + 4}, 0x20         // block j
+            vperm2i128 v{9 + 2 * j}, v{j}, v{j + 4}, 0x31         // block j + 4
+        }
+        for j in 0..4 {
+            if (ks) == 1 {
+                vmovdqu [frame + KSB + 64 * j + (off)], v{8 + 2 * j}
+                vmovdqu [frame + KSB + 64 * (j + 4) + (off)], v{9 + 2 * j}
+            } else {
+                vpxor v{8 + 2 * j}, v{8 + 2 * j}, [inp + 64 * j + (off)]
+                vpxor v{9 + 2 * j}, v{9 + 2 * j}, [inp + 64 * (j + 4) + (off)]
+                vmovdqu [out + 64 * j + (off)], v{8 + 2 * j}
+                vmovdqu [out + 64 * (j + 4) + (off)], v{9 + 2 * j}
+            }
+        }
+    }
+
+    // One vertical iteration: 8 blocks from the VST state xored from inp
+    // into out (`ks` = 1: keystream into the frame's KSB), the counter
+    // advanced by 8 (in VST and in the horizontal row 3 used by the tail);
+    // with `hash` = 1, 32 Poly1305 blocks at hp, all loaded before any store.
+    macro vchacha_iter(hash, ks) {
+        for i in 0..8 {
+            vmovdqu v{i}, [frame + VST + 32 * i]              // a, b: words 0-7
+        }
+        for i in 0..4 {
+            vmovdqu v{8 + i}, [frame + VST + 32 * (12 + i)]   // d: words 12-15
+        }
+        vmovdqu ymm12, [frame + VST + 32 * 10]               // c2, c3 to their slots
+        vmovdqu ymm13, [frame + VST + 32 * 11]
+        vmovdqu [frame + CSP + 64], ymm12
+        vmovdqu [frame + CSP + 96], ymm13
+        vmovdqu ymm12, [frame + VST + 32 * 8]                // c0, c1
+        vmovdqu ymm13, [frame + VST + 32 * 9]
+        mov gpr32(dround), 10
+    vrounds:
+        vdouble_round!((hash))
+        dec gpr32(dround)
+        jnz vrounds
+        if (hash) == 1 {
+            for i in 0..PREM { poly_block!() }
+        }
+        // Add the input state; words 8-15 to HSP while 0-7 are transposed.
+        for i in 0..8 {
+            vpaddd v{i}, v{i}, [frame + VST + 32 * i]
+        }
+        for i in 0..4 {
+            vpaddd v{8 + i}, v{8 + i}, [frame + VST + 32 * (12 + i)]
+            vmovdqu [frame + HSP + 32 * (4 + i)], v{8 + i}
+        }
+        vpaddd ymm12, ymm12, [frame + VST + 32 * 8]
+        vpaddd ymm13, ymm13, [frame + VST + 32 * 9]
+        vmovdqu ymm14, [frame + CSP + 64]
+        vmovdqu ymm15, [frame + CSP + 96]
+        vpaddd ymm14, ymm14, [frame + VST + 32 * 10]
+        vpaddd ymm15, ymm15, [frame + VST + 32 * 11]
+        vmovdqu [frame + HSP], ymm12
+        vmovdqu [frame + HSP + 32], ymm13
+        vmovdqu [frame + HSP + 64], ymm14
+        vmovdqu [frame + HSP + 96], ymm15
+        vtranspose_store!(0, (ks))                            // words 0-7
+        for i in 0..8 {
+            vmovdqu v{i}, [frame + HSP + 32 * i]
+        }
+        vtranspose_store!(32, (ks))                           // words 8-15
+        vmovdqu ymm0, [frame + VST + 32 * 12]                 // counter += 8
+        vpaddd ymm0, ymm0, [VCTR + 32]
+        vmovdqu [frame + VST + 32 * 12], ymm0
+        vbroadcasti128 ymm1, [BLOCK_INC + 128]                // (row 3 lane word 0: + 8)
+        vpaddd ymm1, ymm1, [frame + 3 * W]
+        vmovdqu [frame + 3 * W], ymm1
+    }
+
     /// `out = in ^ ChaCha20 keystream` for `blocks` whole 64-byte blocks,
     /// block counter starting at `state[12]` (RFC 8439; 32-bit wrap).
     /// `out` may equal `inp`.
     #[secret]
-    #[stack = 256]
+    #[stack = 1536]
     pub fn chacha20_xor(state: *const u32, inp: *const u8, out: *mut u8, blocks: usize) {
         variants {
             baseline(level = baseline, width = 16),
@@ -352,17 +586,42 @@ marg_asm! {
             avx512(level = avx512, width = 64),
         }
         let dround = r8
-        // Broadcast the four state rows into the frame.
+        // Broadcast the four state rows (and at W = 32 the 16 words) into
+        // the frame.
         state_to_frame!()
     main_loop:
         cmp blocks, PB
         jb tail
-        chacha_iter!(0, K)
+        if W == 32 {
+            vchacha_iter!(0, 0)
+        } else {
+            chacha_iter!(0, K)
+        }
         add inp, 64 * PB
         add out, 64 * PB
         sub blocks, PB
         jmp main_loop
     tail:
+        if W == 32 {
+            // 3-7 blocks: one more vertical iteration into KSB, xored 32
+            // bytes at a time (1-2 blocks: the horizontal quad below).
+            cmp blocks, 2
+            jbe quad_tail_start
+            vchacha_iter!(0, 1)
+            lea rax, [frame + KSB]
+            lea r9, [blocks + blocks]
+        ks_xor:
+            vmovdqu ymm0, [inp]
+            vpxor ymm0, ymm0, [rax]
+            vmovdqu [out], ymm0
+            add rax, 32
+            add inp, 32
+            add out, 32
+            dec r9
+            jnz ks_xor
+            jmp done
+        quad_tail_start:
+        }
         if L > 1 {
             quad_tail!()                    // L blocks at a time in quad 0
         }
@@ -402,7 +661,7 @@ marg_asm! {
     /// (each chunk is loaded before it is overwritten, so in place works);
     /// seal hashes the previous chunk of `out`.
     #[secret]
-    #[stack = 320]
+    #[stack = 1600]
     pub fn chacha20_poly1305_xor(state: *const u32, inp: *const u8, outp: *mut u8, iters: usize, pst: *mut u64, hp: *const u8) {
         variants {
             baseline(level = baseline, width = 16),
@@ -441,7 +700,11 @@ marg_asm! {
         add rax, d1
         mov [frame + POLY_S1], rax          // s1 = r1 + r1/4
     main_loop:
-        chacha_iter!(1, K)
+        if W == 32 {
+            vchacha_iter!(1, 0)
+        } else {
+            chacha_iter!(1, K)
+        }
         add inp, 64 * PB
         add out, 64 * PB
         dec iters
@@ -458,7 +721,9 @@ marg_asm! {
     #[secret]
     pub fn poly1305_blocks(st: *mut u64, data: *const u8, blocks: usize, padbit: u64) {
         variants {
-            baseline(level = baseline),
+            baseline(level = baseline, width = 16),     // (width selects `mul`;
+            avx2(level = avx2, width = 32),             //  no vector registers)
+            avx512(level = avx512, width = 64),
         }
         let n = r15
         let h0 = r14
