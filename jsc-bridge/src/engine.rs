@@ -27,12 +27,12 @@
 
 use crate::ffi::*;
 use crate::js::{self, JsString};
-use runtime::handler::HeaderBytes;
-use runtime::{OwnedResponse, RequestId};
-use std::borrow::Cow;
+use runtime::handler::HeaderList;
+use runtime::{RequestId, ResponseRef};
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::ops::Range;
 use std::os::raw::c_void;
 use std::path::{Path, PathBuf};
 use std::ptr;
@@ -217,7 +217,9 @@ pub(crate) struct State {
     js_false: JSValueRef,
     pending: Slab,
     queue: Vec<u64>,
-    done: Vec<(RequestId, OwnedResponse)>,
+    /// Responses given during the current entry; their bytes are in `arena`.
+    done: Vec<Done>,
+    arena: Vec<u8>,
     /// Ids answered by JS during the current entry (released when it ends).
     answered: Vec<u64>,
     /// Ids answered or abandoned on the Rust side, to tell JS at the next tick.
@@ -226,7 +228,6 @@ pub(crate) struct State {
     start: Instant,
     opts: Options,
     scratch16: Vec<u16>,
-    scratch8: Vec<u8>,
     pool: Vec<Vec<u8>>,
     group: JSContextGroupRef,
     quantum: f64,
@@ -314,13 +315,13 @@ impl Engine {
             pending: Slab::default(),
             queue: Vec::new(),
             done: Vec::new(),
+            arena: Vec::new(),
             answered: Vec::new(),
             dropped: Vec::new(),
             timeouts: VecDeque::new(),
             start: Instant::now(),
             opts,
             scratch16: Vec::new(),
-            scratch8: Vec::new(),
             pool: Vec::new(),
             group,
             quantum,
@@ -593,7 +594,7 @@ impl Engine {
 
     /// Runs queued requests and due timers in one VM entry (or more, after the watchdog
     /// stopped a runaway handler), then hands out completed responses.
-    pub fn tick(&mut self, complete: &mut dyn FnMut(RequestId, OwnedResponse)) {
+    pub fn tick(&mut self, complete: &mut dyn FnMut(RequestId, ResponseRef<'_>)) {
         let now = Instant::now();
         // SAFETY: state is live.
         let start = unsafe { (*self.state).start };
@@ -614,8 +615,21 @@ impl Engine {
         self.expire(now);
         // SAFETY: state is live; no JS runs now.
         let st = unsafe { &mut *self.state };
-        for (rid, resp) in st.done.drain(..) {
-            complete(rid, resp);
+        for d in st.done.drain(..) {
+            let headers = JsHeaders {
+                content_type: CONTENT_TYPES[usize::from(d.ctype)],
+                lines: &st.arena[d.lines],
+            };
+            let resp = ResponseRef {
+                status: d.status,
+                headers: &headers,
+                body: &st.arena[d.body],
+            };
+            complete(d.rid, resp);
+        }
+        st.arena.clear();
+        if st.arena.capacity() > ARENA_KEEP {
+            st.arena = Vec::new();
         }
     }
 
@@ -893,9 +907,7 @@ impl Engine {
         }
         if let Some(p) = st.pending.remove(id) {
             st.dropped.push(id);
-            let resp = OwnedResponse::new(status, body.to_vec())
-                .with_header(&b"Content-Type"[..], CONTENT_TYPES[4]);
-            st.done.push((p.rid, resp));
+            st.push_done(p.rid, f64::from(status), CT_TEXT, &[], body);
             st.recycle(p);
         }
     }
@@ -930,7 +942,84 @@ impl Drop for Engine {
     }
 }
 
+/// A response waiting for the end of the entry: status, Content-Type code, and its header
+/// lines and body as ranges of [`State::arena`].
+struct Done {
+    rid: RequestId,
+    status: u16,
+    ctype: u8,
+    lines: Range<usize>,
+    body: Range<usize>,
+}
+
+/// `State::arena` above this capacity is released after a tick (a large body passed).
+const ARENA_KEEP: usize = 1 << 20;
+
+/// Content-Type code of `text/plain` (CONTENT_TYPES).
+const CT_TEXT: f64 = 4.0;
+
+/// The header fields of a [`Done`]: the Content-Type given by code, then the
+/// `Name:value\n` lines JS built.
+struct JsHeaders<'a> {
+    content_type: &'static [u8],
+    lines: &'a [u8],
+}
+
+impl HeaderList for JsHeaders<'_> {
+    fn for_each(&self, f: &mut dyn FnMut(&[u8], &[u8])) {
+        if !self.content_type.is_empty() {
+            f(b"Content-Type", self.content_type);
+        }
+        if self.lines.is_empty() {
+            return;
+        }
+        for line in self.lines.split(|&b| b == b'\n') {
+            if let Some(c) = line.iter().position(|&b| b == b':') {
+                f(&line[..c], &line[c + 1..]);
+            }
+        }
+    }
+}
+
 impl State {
+    /// Queues the response to `rid` (status 500 when out of range, Content-Type code
+    /// `ctype`, CONTENT_TYPES; 0 none), copying its header lines and body into the arena.
+    fn push_done(&mut self, rid: RequestId, status: f64, ctype: f64, lines: &[u8], body: &[u8]) {
+        let start = self.arena.len();
+        self.arena.extend_from_slice(lines);
+        let mid = self.arena.len();
+        self.arena.extend_from_slice(body);
+        self.push_done_at(rid, status, ctype, start..mid, mid..self.arena.len());
+    }
+
+    /// [`State::push_done`] for bytes already in the arena.
+    fn push_done_at(
+        &mut self,
+        rid: RequestId,
+        status: f64,
+        ctype: f64,
+        lines: Range<usize>,
+        body: Range<usize>,
+    ) {
+        let status = if (100.0..1000.0).contains(&status) {
+            status as u16
+        } else {
+            500
+        };
+        let ctype = if (1.0..5.0).contains(&ctype) {
+            ctype as u8
+        } else {
+            0
+        };
+        self.done.push(Done {
+            rid,
+            status,
+            ctype,
+            lines,
+            body,
+        });
+    }
+
     fn recycle(&mut self, mut p: Pending) {
         if self.pool.len() < 256 {
             p.headers.clear();
@@ -1194,38 +1283,6 @@ fn take_answer(st: &mut State, id: u64) -> Option<RequestId> {
     }
 }
 
-/// The response JS gave: `status` (500 when out of range), the Content-Type `ctype` code
-/// (CONTENT_TYPES; 0 none), `Name:value\n` header lines and the body.
-fn js_response(status: f64, ctype: f64, lines: &[u8], body: Vec<u8>) -> OwnedResponse {
-    let status = if (100.0..1000.0).contains(&status) {
-        status as u16
-    } else {
-        500
-    };
-    let mut headers: Vec<(HeaderBytes, HeaderBytes)> = Vec::new();
-    if (1.0..5.0).contains(&ctype) {
-        headers.push((
-            Cow::Borrowed(b"Content-Type"),
-            Cow::Borrowed(CONTENT_TYPES[ctype as usize]),
-        ));
-    }
-    if !lines.is_empty() {
-        for line in lines.split(|&b| b == b'\n') {
-            if let Some(c) = line.iter().position(|&b| b == b':') {
-                headers.push((
-                    Cow::Owned(line[..c].to_vec()),
-                    Cow::Owned(line[c + 1..].to_vec()),
-                ));
-            }
-        }
-    }
-    OwnedResponse {
-        status,
-        headers,
-        body,
-    }
-}
-
 native_fn! {
     /// `respond(headers|undefined, body)`, with the request id, status and Content-Type code in
     /// shared memory (SH_RESP_*): numbers travel without API calls. For bodies that are bytes,
@@ -1236,28 +1293,29 @@ native_fn! {
         let Some(rid) = take_answer(st, id) else {
             return Ok(st.js_false);
         };
-        let mut lines = Vec::new();
+        let start = st.arena.len();
         let h = arg(a, 0);
         // SAFETY: ctx and h are live.
         if !h.is_null() && unsafe { JSValueIsString(ctx, h) } {
             let mut exc: JSValueRef = ptr::null();
             // SAFETY: ctx and h are live; the copy is released by JsString.
             let s = JsString(unsafe { JSValueToStringCopy(ctx, h, &mut exc) });
-            js::append_utf8_fast(s.0, &mut lines);
+            js::append_utf8_fast(s.0, &mut st.arena);
         }
-        let mut body = Vec::new();
+        let mid = st.arena.len();
         let b = arg(a, 1);
         // SAFETY: ctx and b are live.
         if !b.is_null() && unsafe { JSValueIsString(ctx, b) } {
             let mut exc: JSValueRef = ptr::null();
             // SAFETY: as above.
             let s = JsString(unsafe { JSValueToStringCopy(ctx, b, &mut exc) });
-            js::append_utf8_fast(s.0, &mut body);
+            js::append_utf8_fast(s.0, &mut st.arena);
         } else if let Some(bytes) = bytes_of(ctx, b) {
-            body.extend_from_slice(bytes);
+            st.arena.extend_from_slice(bytes);
         }
-        let resp = js_response(st.shared[SH_RESP_STATUS], st.shared[SH_RESP_CTYPE], &lines, body);
-        st.done.push((rid, resp));
+        let end = st.arena.len();
+        let (status, ctype) = (st.shared[SH_RESP_STATUS], st.shared[SH_RESP_CTYPE]);
+        st.push_done_at(rid, status, ctype, start..mid, mid..end);
         Ok(st.js_true)
     }
 }
@@ -1285,16 +1343,14 @@ native_fn! {
         let s = JsString(unsafe { JSValueToStringCopy(ctx, t, &mut exc) });
         // SAFETY: s is live (null gives 0).
         let units = if s.0.is_null() { 0 } else { unsafe { JSStringGetLength(s.0) } };
-        let mut lens = Vec::with_capacity(n);
+        let lens = |st: &State, k: usize| {
+            let r = SH_OUT + k * OUT_STRIDE;
+            (out_len(st.shared[r + 3]), out_len(st.shared[r + 4]))
+        };
         let mut total = Some(0usize);
         for k in 0..n {
-            let r = SH_OUT + k * OUT_STRIDE;
-            let (h, b) = (out_len(st.shared[r + 3]), out_len(st.shared[r + 4]));
-            total = match (total, h, b) {
-                (Some(t), Some(h), Some(b)) => {
-                    lens.push((h, b));
-                    Some(t + h + b)
-                }
+            total = match (total, lens(st, k)) {
+                (Some(t), (Some(h), Some(b))) => Some(t + h + b),
                 _ => None,
             };
         }
@@ -1305,22 +1361,22 @@ native_fn! {
             for k in 0..n {
                 let id = st.shared[SH_OUT + k * OUT_STRIDE] as u64;
                 if let Some(rid) = take_answer(st, id) {
-                    let resp = js_response(500.0, 4.0, b"", b"Internal Server Error".to_vec());
-                    st.done.push((rid, resp));
+                    st.push_done(rid, 500.0, CT_TEXT, b"", b"Internal Server Error");
                 }
             }
             return Ok(st.undefined);
         }
-        let mut bytes = std::mem::take(&mut st.scratch8);
-        bytes.clear();
-        js::append_utf8_fast(s.0, &mut bytes);
-        // All ASCII (as many bytes as UTF-16 units): the lengths are byte lengths. Otherwise
-        // convert each piece from its UTF-16 units, as `respond` would have (a surrogate pair
-        // split between two pieces stays two lone surrogates).
-        let ascii = bytes.len() == units;
+        let base = st.arena.len();
+        js::append_utf8_fast(s.0, &mut st.arena);
+        // All ASCII (as many bytes as UTF-16 units): the lengths are byte lengths, and each
+        // response's bytes stay where the conversion put them. Otherwise convert each piece
+        // from its UTF-16 units, as `respond` would have (a surrogate pair split between two
+        // pieces stays two lone surrogates).
+        let ascii = st.arena.len() - base == units;
         let wide: &[u16] = if ascii {
             &[]
         } else {
+            st.arena.truncate(base);
             // SAFETY: s is live; the characters pointer stays valid while it lives, and holds
             // `units` code units.
             unsafe {
@@ -1329,30 +1385,29 @@ native_fn! {
             }
         };
         let mut pos = 0;
-        let mut lines = Vec::new();
-        for (k, &(h, b)) in lens.iter().enumerate() {
+        for k in 0..n {
+            let (h, b) = lens(st, k);
+            let (h, b) = (h.unwrap_or(0), b.unwrap_or(0)); // checked above
             let r = SH_OUT + k * OUT_STRIDE;
             let id = st.shared[r] as u64;
             let (status, ctype) = (st.shared[r + 1], st.shared[r + 2]);
-            let Some(rid) = take_answer(st, id) else {
-                pos += h + b;
-                continue;
+            let (lines, body) = if ascii {
+                (base + pos..base + pos + h, base + pos + h..base + pos + h + b)
+            } else {
+                let start = st.arena.len();
+                if wide.len() == units {
+                    js::utf16_to_utf8(&wide[pos..pos + h], &mut st.arena);
+                }
+                let mid = st.arena.len();
+                if wide.len() == units {
+                    js::utf16_to_utf8(&wide[pos + h..pos + h + b], &mut st.arena);
+                }
+                (start..mid, mid..st.arena.len())
             };
-            lines.clear();
-            let mut body = Vec::new();
-            if ascii {
-                lines.extend_from_slice(&bytes[pos..pos + h]);
-                body.extend_from_slice(&bytes[pos + h..pos + h + b]);
-            } else if wide.len() == units {
-                js::utf16_to_utf8(&wide[pos..pos + h], &mut lines);
-                js::utf16_to_utf8(&wide[pos + h..pos + h + b], &mut body);
-            }
             pos += h + b;
-            st.done.push((rid, js_response(status, ctype, &lines, body)));
-        }
-        st.scratch8 = bytes;
-        if st.scratch8.capacity() > 1 << 20 {
-            st.scratch8 = Vec::new();
+            if let Some(rid) = take_answer(st, id) {
+                st.push_done_at(rid, status, ctype, lines, body);
+            }
         }
         Ok(st.undefined)
     }

@@ -44,7 +44,7 @@ impl Handler for JsHandler {
 
     fn tick(&mut self, sink: &mut CompletionSink<'_>) {
         self.engine.tick(&mut |rid, resp| {
-            sink.complete(rid, resp);
+            sink.complete_ref(rid, resp);
         });
     }
 

@@ -1266,7 +1266,8 @@
 
   function addLayer(method, path, fns, end, what) {
     const c = compilePath(path, end);
-    layers.push({ method, fast: c.fast, re: c.re, keys: c.keys, segs: c.segs, end, handlers: flatten(fns, what) });
+    const handlers = flatten(fns, what);
+    layers.push({ method, fast: c.fast, re: c.re, keys: c.keys, segs: c.segs, end, handlers, direct: takesNoNext(handlers[0]) });
   }
 
   function logError(req, err) {
@@ -1310,12 +1311,57 @@
     ];
   }
 
+  // Whether `fn` cannot reach a third argument (`next`): fewer than three declared parameters
+  // and no rest or default parameter (which `length` does not count). Decided once per
+  // handler, when it is registered.
+  function takesNoNext(fn) {
+    if (fn.length >= 3) return false;
+    const src = Function.prototype.toString.call(fn);
+    if (src.includes('[native code]')) return false;
+    const close = src.indexOf(')');
+    const head = close < 0 ? src.slice(0, src.indexOf('=>')) : src.slice(0, close);
+    return !head.includes('...') && !head.includes('=');
+  }
+
   // Runs the middleware/route chain of one request (Express semantics: `next()`,
-  // `next(err)` to error middleware `(err, req, res, next)`, `next('route')`).
+  // `next(err)` to error middleware `(err, req, res, next)`, `next('route')`). The common
+  // case, a first matching layer whose first handler takes no `next`, runs without creating
+  // the per-request `next` closure; everything else continues in `routeFrom`.
   function route(req, res) {
     const method = req.method;
     const path = req.path;
-    let li = 0, hi = 0, cur = null;
+    for (let li = 0; li < layers.length; li++) {
+      const L = layers[li];
+      if (L.method !== null && L.method !== method && !(method === 'HEAD' && L.method === 'GET')) continue;
+      let hit;
+      try {
+        hit = matches(L, path, req);
+      } catch (e) {
+        return routeFrom(req, res, li + 1, null, 0, e);
+      }
+      if (!hit) continue;
+      if (!L.direct) return routeFrom(req, res, li + 1, L, 0, undefined);
+      let r;
+      try {
+        r = L.handlers[0](req, res);
+      } catch (e) {
+        return routeFrom(req, res, li + 1, L, 1, e === undefined || e === null ? new Error('handler threw ' + e) : e);
+      }
+      if (r !== undefined && r !== null && typeof r.then === 'function') {
+        const [ok, fail] = settle(res, (err) => routeFrom(req, res, li + 1, L, 1, err));
+        r.then(ok, fail);
+      }
+      return;
+    }
+    finalHandler(req, res, undefined);
+  }
+
+  // The chain from layer index `li0` (the layer `cur0` matched, its handler `hi0` next) with
+  // error `err0`.
+  function routeFrom(req, res, li0, cur0, hi0, err0) {
+    const method = req.method;
+    const path = req.path;
+    let li = li0, hi = hi0, cur = cur0;
     function next(err) {
       if (err === 'route') { cur = null; err = undefined; }
       for (;;) {
@@ -1348,7 +1394,7 @@
         cur = L;
       }
     }
-    next();
+    next(err0);
   }
 
   // ---------------------------------------------------------------- Marg

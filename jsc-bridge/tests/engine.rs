@@ -85,7 +85,7 @@ fn run(e: &mut Engine, max: Duration) -> Vec<(u32, OwnedResponse)> {
     let mut out = Vec::new();
     let end = Instant::now() + max;
     loop {
-        e.tick(&mut |rid, resp| out.push((rid.parts().2, resp)));
+        e.tick(&mut |rid, resp| out.push((rid.parts().2, resp.to_owned_response())));
         if !e.busy() || Instant::now() > end {
             return out;
         }

@@ -501,6 +501,78 @@ impl OwnedResponse {
     }
 }
 
+impl OwnedResponse {
+    /// This response, borrowed.
+    pub fn as_ref(&self) -> ResponseRef<'_> {
+        ResponseRef {
+            status: self.status,
+            headers: &self.headers,
+            body: &self.body,
+        }
+    }
+}
+
+/// The header fields of a [`ResponseRef`], visited in order.
+pub trait HeaderList {
+    /// Calls `f(name, value)` for each field.
+    fn for_each(&self, f: &mut dyn FnMut(&[u8], &[u8]));
+}
+
+impl HeaderList for Vec<(HeaderBytes, HeaderBytes)> {
+    fn for_each(&self, f: &mut dyn FnMut(&[u8], &[u8])) {
+        for (n, v) in self {
+            f(n, v);
+        }
+    }
+}
+
+impl<const N: usize> HeaderList for [(&[u8], &[u8]); N] {
+    fn for_each(&self, f: &mut dyn FnMut(&[u8], &[u8])) {
+        for (n, v) in self {
+            f(n, v);
+        }
+    }
+}
+
+/// A response borrowed from the handler for the duration of one
+/// [`CompletionSink::complete_ref`] call: the runtime copies it into the
+/// connection's output, so a handler can complete from its own buffers
+/// without allocating per response.
+#[derive(Clone, Copy)]
+pub struct ResponseRef<'a> {
+    /// Status code (200..=999; anything else becomes 500).
+    pub status: u16,
+    /// Header fields (the runtime-owned names are dropped, as for
+    /// [`OwnedResponse`]).
+    pub headers: &'a dyn HeaderList,
+    /// The body.
+    pub body: &'a [u8],
+}
+
+impl ResponseRef<'_> {
+    /// An owned copy.
+    pub fn to_owned_response(&self) -> OwnedResponse {
+        let mut headers = Vec::new();
+        self.headers.for_each(&mut |n, v| {
+            headers.push((Cow::Owned(n.to_vec()), Cow::Owned(v.to_vec())));
+        });
+        OwnedResponse {
+            status: self.status,
+            headers,
+            body: self.body.to_vec(),
+        }
+    }
+}
+
+impl fmt::Debug for ResponseRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseRef")
+            .field("status", &self.status)
+            .field("body_len", &self.body.len())
+            .finish_non_exhaustive()
+    }
+}
+
 /// Completes deferred requests; handed to [`Handler::tick`].
 pub struct CompletionSink<'a> {
     pub(crate) inner: &'a mut dyn Complete,
@@ -509,8 +581,8 @@ pub struct CompletionSink<'a> {
 /// The worker's side of a [`CompletionSink`] (implemented by the runtime;
 /// public only so that tests and other protocol layers can provide one).
 pub trait Complete {
-    /// See [`CompletionSink::complete`].
-    fn complete(&mut self, id: RequestId, response: OwnedResponse) -> bool;
+    /// See [`CompletionSink::complete_ref`].
+    fn complete(&mut self, id: RequestId, response: ResponseRef<'_>) -> bool;
 }
 
 impl<'a> CompletionSink<'a> {
@@ -524,6 +596,13 @@ impl<'a> CompletionSink<'a> {
     /// closed, or the request was already completed.
     #[inline]
     pub fn complete(&mut self, id: RequestId, response: OwnedResponse) -> bool {
+        self.inner.complete(id, response.as_ref())
+    }
+
+    /// [`CompletionSink::complete`] with a borrowed response (copied into
+    /// the connection's output before this returns).
+    #[inline]
+    pub fn complete_ref(&mut self, id: RequestId, response: ResponseRef<'_>) -> bool {
         self.inner.complete(id, response)
     }
 }

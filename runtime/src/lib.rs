@@ -56,5 +56,5 @@ pub mod static_files;
 
 pub use handler::{
     CompletionSink, Handled, Handler, HandlerFactory, Method, OwnedResponse, Protocol, Request,
-    RequestId, Response, Version,
+    RequestId, Response, ResponseRef, Version,
 };

@@ -10,8 +10,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use super::parse::{parse_head, BodyKind, ChunkedDecoder, Head, Limits, ParseError, Parsed};
 use crate::handler::{
-    FileBody, Handled, Handler, HeaderSpan, Method, OwnedResponse, Protocol, Request, RequestId,
-    Response, Version,
+    FileBody, Handled, Handler, HeaderSpan, Method, Protocol, Request, RequestId, Response,
+    ResponseRef, Version,
 };
 
 /// Stop parsing pipelined requests while this much output is unsent
@@ -325,7 +325,7 @@ impl Conn {
     pub fn complete(
         &mut self,
         seq: u32,
-        resp: OwnedResponse,
+        resp: ResponseRef<'_>,
         date: &[u8],
         log: Option<&mut Vec<u8>>,
     ) -> bool {
@@ -356,10 +356,10 @@ impl Conn {
             500
         };
         res.status(status);
-        for (n, v) in &resp.headers {
+        resp.headers.for_each(&mut |n, v| {
             res.header(n, v);
-        }
-        res.send(&resp.body);
+        });
+        res.send(resp.body);
         if let (Some(log), Some(line)) = (log, &self.pending[idx].log) {
             log_line(log, self.peer, line, b"", status, resp.body.len() as u64);
         }

@@ -90,7 +90,7 @@ pub fn run(chunks: &[&[u8]]) -> (Vec<u8>, bool) {
                     let (_, _, seq) = id.parts();
                     let resp =
                         OwnedResponse::new(202, format!("deferred {seq}")).with_header("X-D", "1");
-                    assert!(conn.complete(seq, resp, DATE, None));
+                    assert!(conn.complete(seq, resp.as_ref(), DATE, None));
                 }
                 let o = conn.output();
                 out.extend_from_slice(o);

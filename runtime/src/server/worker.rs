@@ -15,7 +15,7 @@ use super::date::DateCache;
 use super::sys::{self, Fd, IoResult};
 use super::timer::TimerWheel;
 use super::{Config, Mailbox, Message};
-use crate::handler::{Complete, CompletionSink, Handler, HeaderSpan, OwnedResponse, RequestId};
+use crate::handler::{Complete, CompletionSink, Handler, HeaderSpan, RequestId, ResponseRef};
 use crate::http1::{Conn, Env, Progress};
 
 const TOKEN_LISTENER: u64 = u64::MAX;
@@ -696,7 +696,7 @@ struct Sink<'a> {
 }
 
 impl Complete for Sink<'_> {
-    fn complete(&mut self, id: RequestId, response: OwnedResponse) -> bool {
+    fn complete(&mut self, id: RequestId, response: ResponseRef<'_>) -> bool {
         let Some(s) = self.slots.get_mut(id.slot as usize) else {
             return false;
         };
