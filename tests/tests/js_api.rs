@@ -383,6 +383,37 @@ fn routing_and_middleware() {
 }
 
 #[test]
+fn handlers_that_reach_next_without_declaring_it() {
+    // Route handlers with fewer than three declared parameters run without the `next` chain,
+    // unless a rest or default parameter can still reach `next`; errors and rejections from
+    // direct handlers still find the error middleware.
+    let s = JsServer::inline(
+        r#"
+Marg.get('/rest', (req, res, ...more) => more[0]());
+Marg.get('/rest', (req, res) => res.send('after rest'));
+Marg.get('/default', function (req, res, next = null) { next(); });
+Marg.get('/default', (req, res) => res.send('after default'));
+Marg.get('/throws', (req, res) => { throw Object.assign(new Error('direct'), { status: 418 }); });
+Marg.get('/rejects', async (req) => { await null; throw Object.assign(new Error('later'), { status: 422 }); });
+Marg.get('/bound', ((req, res, next) => next()).bind(null));
+Marg.get('/bound', (req, res) => res.send('after bound'));
+Marg.use((err, req, res, next) => res.status(err.status).send('handled: ' + err.message));
+"#,
+        &[],
+        1,
+        &[],
+    );
+    let mut c = s.client();
+    assert_eq!(c.get("/rest").text(), "after rest");
+    assert_eq!(c.get("/default").text(), "after default");
+    let r = c.get("/throws");
+    assert_eq!((r.status, r.text().as_str()), (418, "handled: direct"));
+    let r = c.get("/rejects");
+    assert_eq!((r.status, r.text().as_str()), (422, "handled: later"));
+    assert_eq!(c.get("/bound").text(), "after bound");
+}
+
+#[test]
 fn globals() {
     let s = features();
     let mut c = s.client();
