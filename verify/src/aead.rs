@@ -78,9 +78,14 @@ impl Subject for AesGcmSubject {
 static AES_GCM: AesGcmSubject = AesGcmSubject;
 
 /// Messages biased to 0..=1100 bytes (every tail, one or two iterations of
-/// 3, 6 or 16 blocks), one case in 17 up to 64 KiB; AAD 0..=80 bytes.
+/// 3, 8 or 16 blocks), then to the rest of the mid path (up to 4 KiB plus a
+/// chunk), one case in 21 up to 64 KiB; AAD 0..=80 bytes.
 fn message_aad_params() -> BoxedStrategy<Case> {
-    let len = prop_oneof![16 => 0..=1100usize, 1 => 1100..=65536usize];
+    let len = prop_oneof![
+        16 => 0..=1100usize,
+        4 => 1100..=5200usize,
+        1 => 5200..=65536usize
+    ];
     (
         len.prop_flat_map(|n| prop::collection::vec(any::<u8>(), n)),
         prop::collection::vec(any::<u8>(), 0..=80),
@@ -90,8 +95,9 @@ fn message_aad_params() -> BoxedStrategy<Case> {
         .boxed()
 }
 
-/// ChaCha20-Poly1305 seal + open (variants of `chacha20_xor`; Poly1305 has
-/// one). Key and nonce are derived from the params.
+/// ChaCha20-Poly1305 seal + open (variants of `chacha20_xor`, which name
+/// the fused and Poly1305 variants used alongside). Key and nonce are
+/// derived from the params.
 struct ChaChaSubject;
 
 impl Subject for ChaChaSubject {

@@ -12,24 +12,42 @@
 //! constant-time Rust (`u64`/`u128` arithmetic, masks, no branches on
 //! data).
 
-use super::chacha_asm::{self as asm, ChaChaFn, FusedFn, PolyFn};
+use super::chacha_asm::{self as asm, ChaChaFn, FusedFn, FusedKsFn, PolyFn};
 use super::{check_tag, Unauthentic, NONCE_LEN, TAG_LEN};
 use marg_gen::rt::SelectError;
 
-/// One variant of the ChaCha20, fused and Poly1305 kernels (all three
-/// have the same variant names).
+/// One variant of the ChaCha20 and fused kernels (Poly1305 has only
+/// `baseline`).
 #[derive(Clone, Copy, Debug)]
 pub struct ChaChaKernels {
     /// The ChaCha20 variant's name.
     pub variant: &'static str,
     chacha: ChaChaFn,
     fused: FusedFn,
+    fused_ks: FusedKsFn,
     /// Blocks per iteration of the fused kernel.
     pb: usize,
     /// Blocks per register (`width / 16`): the short path rounds its block
     /// count up to a multiple so that no block runs alone.
     lanes: usize,
+    /// Message lengths (inclusive) that seal and open send through
+    /// [`ChaCha20Poly1305::crypt_mid`] (see [`mid_ranges`]).
+    mid_seal: (usize, usize),
+    mid_open: (usize, usize),
     poly: PolyFn,
+}
+
+/// The lengths for which [`ChaCha20Poly1305::crypt_mid`] beat the other
+/// paths on the development host (Sapphire Rapids; `kernels/benches/aead.rs`
+/// and a sweep of 200 B to 4 KB), `(seal, open)`. Below them the short path
+/// (seal) or the plain kernels win, because the mid path always makes whole
+/// chunks; the scalar `baseline` variant's open gains nothing.
+fn mid_ranges(w: u32) -> ((usize, usize), (usize, usize)) {
+    match w {
+        16 => ((400, SHORT_MAX), (1, 0)),
+        32 => ((513, MID_MAX), (193, MID_MAX)),
+        _ => ((1000, MID_MAX), (400, MID_MAX)),
+    }
 }
 
 /// Blocks per iteration of a ChaCha20 variant of width `w` (3 quads of
@@ -69,9 +87,12 @@ impl ChaChaKernels {
             variant: name,
             chacha: asm::CHACHA20_XOR.variant(name)?,
             fused: asm::CHACHA20_POLY1305_XOR.variant(name)?,
+            fused_ks: asm::CHACHA20_POLY1305_KS.variant(name)?,
             pb: blocks_per_iter(meta.width),
             lanes: meta.width as usize / 16,
-            poly: asm::POLY1305_BLOCKS.variant(name)?,
+            mid_seal: mid_ranges(meta.width).0,
+            mid_open: mid_ranges(meta.width).1,
+            poly: asm::POLY1305_BLOCKS.get(),
         })
     }
 
@@ -136,6 +157,29 @@ impl Poly {
 /// go through [`ChaCha20Poly1305::crypt_short`]; so do sealed ones of at
 /// most this many bytes (padded within `SHORT_MAX + 128`).
 const SHORT_MAX: usize = 1408;
+
+/// The longest message for [`ChaCha20Poly1305::crypt_mid`]; its keystream
+/// buffer is sized for `MID_SMALL` or `MID_MAX` bytes (plus the Poly1305
+/// key block rounded up to a chunk of at most 1 KiB).
+const MID_MAX: usize = 4096;
+const MID_SMALL: usize = 1536;
+
+/// `out = inp ^ ks` (`inp == None`: in place), over `out.len()` bytes.
+fn xor_keystream(out: &mut [u8], inp: Option<&[u8]>, ks: &[u8]) {
+    let ks = &ks[..out.len()];
+    match inp {
+        Some(i) => {
+            for ((o, x), k) in out.iter_mut().zip(i).zip(ks) {
+                *o = x ^ k;
+            }
+        }
+        None => {
+            for (o, k) in out.iter_mut().zip(ks) {
+                *o ^= k;
+            }
+        }
+    }
+}
 
 /// ChaCha20-Poly1305 under one 32-byte key.
 pub struct ChaCha20Poly1305 {
@@ -211,6 +255,23 @@ impl ChaCha20Poly1305 {
         if len <= 256 - 64 && padded <= 256 {
             return self.crypt_short::<256, 256>(seal, nonce, aad, inp, out);
         }
+        let (lo, hi) = if seal {
+            self.kernels.mid_seal
+        } else {
+            self.kernels.mid_open
+        };
+        // The mid path makes whole chunks from block 0, so whole chunks of
+        // data cost it one more; the fused open path below handles a
+        // multiple of the chunk plus at most one block better.
+        let tail = len % (64 * self.kernels.pb);
+        let fits = if seal { tail != 0 } else { tail > 64 };
+        if (lo..=hi).contains(&len) && (len < 64 * self.kernels.pb || fits) {
+            return if len <= MID_SMALL {
+                self.crypt_mid::<{ MID_SMALL + 64 + 1024 }>(seal, nonce, aad, inp, out)
+            } else {
+                self.crypt_mid::<{ MID_MAX + 64 + 1024 }>(seal, nonce, aad, inp, out)
+            };
+        }
         // Open keeps the fused kernel from 1 KiB up, where it hides the
         // ChaCha20 under Poly1305; seal's first chunk is never fused.
         if seal && len <= SHORT_MAX && padded <= SHORT_MAX + 128 {
@@ -269,6 +330,90 @@ impl ChaCha20Poly1305 {
         let mut lens = [0u8; 16];
         lens[..8].copy_from_slice(&(aad.len() as u64).to_le_bytes());
         lens[8..].copy_from_slice(&(out.len() as u64).to_le_bytes());
+        poly.update_padded(&lens);
+        poly.finish()
+    }
+
+    /// A message of a few chunks: the keystream is made a chunk ahead into
+    /// a local buffer of `KS` bytes (block 0, the Poly1305 key, with the
+    /// first chunk), and each further chunk's ChaCha20 is fused with the
+    /// Poly1305 of as many whole ciphertext blocks as are ready: all of
+    /// them for open, those xored so far for seal (one chunk per call).
+    /// The AAD, a final partial block and the lengths are hashed by
+    /// `poly1305_blocks`. `KS` must hold `⌈(1 + ⌈len/64⌉)/PB⌉` chunks.
+    fn crypt_mid<const KS: usize>(
+        &self,
+        seal: bool,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        inp: Option<&[u8]>,
+        out: &mut [u8],
+    ) -> [u8; TAG_LEN] {
+        let len = out.len();
+        let pb = self.kernels.pb;
+        let chunk = 64 * pb;
+        let iters = (1 + len.div_ceil(64)).div_ceil(pb);
+        assert!(iters * chunk <= KS);
+        let mut st = self.state(0, nonce);
+        let mut ks = [0u8; KS];
+        let p = ks.as_mut_ptr();
+        // SAFETY: one chunk (`pb` blocks) in and out of a local buffer.
+        unsafe { (self.kernels.chacha)(st.0.as_ptr(), p, p, pb) };
+        let mut poly = Poly::new(ks[..32].try_into().unwrap(), self.kernels.poly);
+        poly.update_padded(aad);
+        // Whole ciphertext blocks: `ready` of them can be hashed now.
+        let whole = len / 16;
+        let mut ready = whole;
+        let mut ct_done = 0;
+        if seal {
+            ct_done = len.min(chunk - 64);
+            xor_keystream(&mut out[..ct_done], inp.map(|i| &i[..ct_done]), &ks[64..]);
+            ready = ct_done / 16;
+        }
+        let mut hashed = 0;
+        let mut it = 1;
+        while it < iters {
+            // Open: every remaining chunk in one call; seal: one at a time.
+            let n = if seal { 1 } else { iters - it };
+            let nh = (ready - hashed).min(n * 4 * pb);
+            let ct = if seal { &*out } else { inp.unwrap_or(out) };
+            st.0[12] = (it * pb) as u32;
+            // SAFETY: `n` chunks in place in `ks` (`(it + n)·chunk <= KS`);
+            // hashes `nh` blocks of the ciphertext from block `hashed`
+            // (`hashed + nh <= ready <= len / 16`).
+            unsafe {
+                (self.kernels.fused_ks)(
+                    st.0.as_ptr(),
+                    p.add(it * chunk),
+                    n,
+                    poly.st.as_mut_ptr(),
+                    ct.as_ptr().add(16 * hashed),
+                    nh,
+                )
+            };
+            hashed += nh;
+            it += n;
+            if seal {
+                let end = len.min(it * chunk - 64);
+                xor_keystream(
+                    &mut out[ct_done..end],
+                    inp.map(|i| &i[ct_done..end]),
+                    &ks[64 + ct_done..],
+                );
+                ct_done = end;
+                ready = if end < len { end / 16 } else { whole };
+            }
+        }
+        if seal {
+            poly.update_padded(&out[16 * hashed..]);
+        } else {
+            poly.update_padded(&inp.unwrap_or(out)[16 * hashed..]);
+            xor_keystream(out, inp, &ks[64..]);
+        }
+        ks.fill(0);
+        let mut lens = [0u8; 16];
+        lens[..8].copy_from_slice(&(aad.len() as u64).to_le_bytes());
+        lens[8..].copy_from_slice(&(len as u64).to_le_bytes());
         poly.update_padded(&lens);
         poly.finish()
     }

@@ -4,6 +4,7 @@
 //! |---|---|---|
 //! | [`CHACHA20_XOR`] | `out = in ^ ChaCha20(state, counter..)` over whole 64-byte blocks | `baseline` (SSSE3, xmm), `avx2` (ymm), `avx512` (zmm) |
 //! | [`CHACHA20_POLY1305_XOR`] | `CHACHA20_XOR` of whole iterations fused with Poly1305 of a same-length stream | `baseline`, `avx2`, `avx512` |
+//! | [`CHACHA20_POLY1305_KS`] | the same in place (keystream into a zeroed buffer) with up to as many Poly1305 blocks as asked | `baseline`, `avx2`, `avx512` |
 //! | [`POLY1305_BLOCKS`] | the Poly1305 accumulator over whole 16-byte blocks | `baseline` (scalar `mul`) |
 //!
 //! ## ChaCha20: one source for three widths
@@ -66,6 +67,10 @@ pub type ChaChaFn = unsafe extern "sysv64" fn(*const u32, *const u8, *mut u8, us
 /// with Poly1305 of as many chunks at `hp`.
 pub type FusedFn =
     unsafe extern "sysv64" fn(*const u32, *const u8, *mut u8, usize, *mut u64, *const u8);
+/// `(state, data, iters, pst, hp, nhash)`: ChaCha20 of `iters` chunks in
+/// place at `data`, fused with Poly1305 of up to `nhash` blocks at `hp`.
+pub type FusedKsFn =
+    unsafe extern "sysv64" fn(*const u32, *mut u8, usize, *mut u64, *const u8, usize);
 /// `(st, data, blocks, padbit)`: Poly1305 over whole blocks; `st` is
 /// `[h0, h1, h2, r0, r1]`.
 pub type PolyFn = unsafe extern "sysv64" fn(*mut u64, *const u8, usize, u64);
@@ -200,16 +205,12 @@ marg_asm! {
 
     // h = (h + m + pad·2^128)·r mod 2^130 - 5 (partially reduced) for the
     // block m at [src]; r0, r1 and s1 = r1 + r1/4 are registers or memory
-    // operands. Uses h0-h2, d1-d3, rax, rdx. W = 16 (baseline: no BMI2)
-    // uses `mul`; W >= 32 the BMI2 form below.
+    // operands. Uses h0-h2, d1-d3, rax, rdx. (A BMI2 `mulx` form, 33 uops
+    // against 45, measured no faster on Sapphire Rapids: `mul` and `mulx`
+    // are both two uops on ports 1 and 5, the saved ones are moves, and
+    // `mulx` has a cycle more latency, which cost the avx512 fused kernel,
+    // bound by this h -> h chain, 3% at 16 KiB.)
     macro poly_step(src, pad, r0, r1, s1) {
-        if W == 16 {
-            poly_step_mul!(src, pad, r0, r1, s1)
-        } else {
-            poly_step_mulx!(src, pad, r0, r1, s1)
-        }
-    }
-    macro poly_step_mul(src, pad, r0, r1, s1) {
         add h0, [src]                       // h += m + pad·2^128
         adc h1, [src + 8]
         adc h2, pad
@@ -247,48 +248,24 @@ marg_asm! {
         adc h1, 0
         adc h2, 0
     }
-    // The same product with `mulx` (flagless, three-operand: no rax
-    // shuffling) in the same three short carry chains as `poly_step_mul`
-    // (one long chain would lengthen the h -> h dependency, which bounds the
-    // avx512 fused kernel):
-    //   X: d3:d2 = h0·r1 + h1·r0 + h2·s1   (2^64)
-    //   Y: d1:h0 = h0·r0 + h1·s1           (2^0)
-    //   limb 1 = d1 + d2, limb 2 = d3 + h2·r0 + carry; then the fold.
-    macro poly_step_mulx(src, pad, r0, r1, s1) {
-        add h0, [src]                       // h += m + pad·2^128
-        adc h1, [src + 8]
-        adc h2, pad
-        mov rdx, h0
-        mulx d3, d2, r1                     // d3:d2 = h0·r1
-        mulx d1, h0, r0                     // d1:h0 = h0·r0
-        mov rdx, h1
-        mulx h1, rax, r0                    // h1:rax = h1·r0
-        add d2, rax                         // X += h1·r0
-        adc d3, h1
-        mulx h1, rax, s1                    // h1:rax = h1·s1 (= h1·r1·2^128 mod p)
-        add h0, rax                         // Y += h1·s1
-        adc d1, h1
-        mov h1, h2
-        imul h1, s1                         // h2·s1 (h2 is a few bits)
-        add d2, h1                          // X += h2·s1
-        adc d3, 0
-        imul h2, r0                         // h2·r0
-        mov h1, d1
-        add h1, d2                          // limb 1
-        adc d3, h2                          // limb 2 = 4k + (limb 2 & 3)
-        mov h2, d3                          // fold k·2^130 = 5k (mod p):
-        and h2, 3
-        shr d3, 2                           //   k
-        lea rax, [d3 + d3*4]                //   5k
-        add h0, rax
-        adc h1, 0
-        adc h2, 0
-    }
-
     // poly_step on [hp] with the key in the fused kernel's frame; hp += 16.
     macro poly_block() {
         poly_step!(hp, 1, qword ptr [frame + POLY_R0], qword ptr [frame + POLY_R1], qword ptr [frame + POLY_S1])
         add hp, 16
+    }
+
+    // poly_block while `pn` (public: a count of blocks) is not zero.
+    macro poly_block_n() {
+        test pn, pn
+        jz no_block
+        poly_block!()
+        dec pn
+    no_block:
+    }
+    // A Poly1305 block in a ChaCha iteration: `hash` = 1 always (fused),
+    // 2 while `pn` lasts (chacha20_poly1305_ks).
+    macro poly_any(hash) {
+        if (hash) == 1 { poly_block!() } else { poly_block_n!() }
     }
 
     // The four state rows, each broadcast to every lane, into the frame.
@@ -313,7 +290,8 @@ marg_asm! {
     // One iteration over nq quads (nq·L blocks; nq = K in the main loops):
     // keystream from the frame state xored from inp into out, counter row
     // advanced; with `hash` = 1 (only with nq = K), also 4·PB Poly1305
-    // blocks at hp (all loaded before any store to out).
+    // blocks at hp (all loaded before any store to out); `hash` = 2: as
+    // many of them as `pn` allows.
     macro chacha_iter(hash, nq) {
         for q in 0..(nq) {
             for r in 0..4 {
@@ -323,20 +301,20 @@ marg_asm! {
         }
         mov gpr32(dround), 10
     rounds:
-        if (hash) == 1 {
+        if (hash) >= 1 {
             half_round!((nq))
-            for i in 0..(PPR / 2) { poly_block!() }
+            for i in 0..(PPR / 2) { poly_any!((hash)) }
             diagonalize!((nq))
             half_round!((nq))
-            for i in 0..(PPR - PPR / 2) { poly_block!() }
+            for i in 0..(PPR - PPR / 2) { poly_any!((hash)) }
             undiagonalize!((nq))
         } else {
             double_round!((nq))
         }
         dec gpr32(dround)
         jnz rounds
-        if (hash) == 1 {
-            for i in 0..PREM { poly_block!() }
+        if (hash) >= 1 {
+            for i in 0..PREM { poly_any!((hash)) }
         }
         // Add the input state, xor with the input, store.
         for q in 0..(nq) {
@@ -471,16 +449,16 @@ marg_asm! {
         vmovdqu ymm13, [frame + CSP + 32 * (inw) + 32]
     }
 
-    // One double round of 8 blocks; with `hash` = 1 also 3 Poly1305 blocks
+    // One double round of 8 blocks; with `hash` >= 1 also 3 Poly1305 blocks
     // (one after each of the first three quarter-round pairs).
     macro vdouble_round(hash) {
         vqr2!(ymm0, ymm4, ymm12, ymm8, ymm1, ymm5, ymm13, ymm9)      // columns 0, 1
-        if (hash) == 1 { poly_block!() }
+        if (hash) >= 1 { poly_any!((hash)) }
         vswap_c!(0, 2)
         vqr2!(ymm2, ymm6, ymm12, ymm10, ymm3, ymm7, ymm13, ymm11)    // columns 2, 3
-        if (hash) == 1 { poly_block!() }
+        if (hash) >= 1 { poly_any!((hash)) }
         vqr2!(ymm0, ymm5, ymm12, ymm11, ymm1, ymm6, ymm13, ymm8)     // diagonals 0, 1
-        if (hash) == 1 { poly_block!() }
+        if (hash) >= 1 { poly_any!((hash)) }
         vswap_c!(2, 0)
         vqr2!(ymm2, ymm7, ymm12, ymm9, ymm3, ymm4, ymm13, ymm10)     // diagonals 2, 3
     }
@@ -521,7 +499,8 @@ marg_asm! {
     // One vertical iteration: 8 blocks from the VST state xored from inp
     // into out (`ks` = 1: keystream into the frame's KSB), the counter
     // advanced by 8 (in VST and in the horizontal row 3 used by the tail);
-    // with `hash` = 1, 32 Poly1305 blocks at hp, all loaded before any store.
+    // with `hash` = 1, 32 Poly1305 blocks at hp, all loaded before any store
+    // (`hash` = 2: at most 32, as `pn` allows).
     macro vchacha_iter(hash, ks) {
         for i in 0..8 {
             vmovdqu v{i}, [frame + VST + 32 * i]              // a, b: words 0-7
@@ -540,8 +519,8 @@ marg_asm! {
         vdouble_round!((hash))
         dec gpr32(dround)
         jnz vrounds
-        if (hash) == 1 {
-            for i in 0..PREM { poly_block!() }
+        if (hash) >= 1 {
+            for i in 0..PREM { poly_any!((hash)) }
         }
         // Add the input state; words 8-15 to HSP while 0-7 are transposed.
         for i in 0..8 {
@@ -715,15 +694,73 @@ marg_asm! {
         ret
     }
 
+    /// ChaCha20 of `iters · PB` whole blocks xored in place into `data` (a
+    /// zeroed buffer receives the keystream), fused with Poly1305 of the
+    /// first `nhash <= iters · 4·PB` 16-byte blocks at `hp` (each with the
+    /// 2^128 bit), hashed at the same points as in `chacha20_poly1305_xor`
+    /// while they last. `pst` = `[h0, h1, h2, r0, r1]` (h updated). For
+    /// messages of a few chunks, where the fixed ratio of
+    /// `chacha20_poly1305_xor` would leave seal's hash waiting for
+    /// ciphertext: the caller makes the keystream a chunk ahead and hashes
+    /// what it has xored so far.
+    #[secret]
+    #[stack = 1600]
+    pub fn chacha20_poly1305_ks(state: *const u32, data: *mut u8, iters: usize, pst: *mut u64, hp: *const u8, nhash: usize) {
+        variants {
+            baseline(level = baseline, width = 16),
+            avx2(level = avx2, width = 32),
+            avx512(level = avx512, width = 64),
+        }
+        let inp = rsi                       // in place
+        let out = rsi
+        let n = rdi                         // iterations left (rdx is clobbered by mul)
+        let pn = r9                         // Poly1305 blocks left
+        let dround = r15
+        let h0 = rbx
+        let h1 = r10
+        let h2 = r11
+        let d1 = r12
+        let d2 = r13
+        let d3 = r14
+        test iters, iters
+        jnz start
+        ret
+    start:
+        state_to_frame!()
+        mov n, iters
+        mov h0, [pst]
+        mov h1, [pst + 8]
+        mov h2, [pst + 16]
+        mov rax, [pst + 24]
+        mov [frame + POLY_R0], rax
+        mov rax, [pst + 32]
+        mov [frame + POLY_R1], rax
+        mov d1, rax
+        shr d1, 2
+        add rax, d1
+        mov [frame + POLY_S1], rax          // s1 = r1 + r1/4
+    main_loop:
+        if W == 32 {
+            vchacha_iter!(2, 0)
+        } else {
+            chacha_iter!(2, K)
+        }
+        add inp, 64 * PB
+        dec n
+        jnz main_loop
+        mov [pst], h0
+        mov [pst + 8], h1
+        mov [pst + 16], h2
+        ret
+    }
+
     /// Poly1305 over `blocks` whole 16-byte blocks at `data`, each with the
     /// 2^128 bit set when `padbit` is 1: `h = (h + m)·r mod 2^130 - 5`
     /// (partially reduced). `st` = `[h0, h1, h2, r0, r1]`, r clamped.
     #[secret]
     pub fn poly1305_blocks(st: *mut u64, data: *const u8, blocks: usize, padbit: u64) {
         variants {
-            baseline(level = baseline, width = 16),     // (width selects `mul`;
-            avx2(level = avx2, width = 32),             //  no vector registers)
-            avx512(level = avx512, width = 64),
+            baseline(level = baseline),
         }
         let n = r15
         let h0 = r14
