@@ -4,12 +4,18 @@
 //! # How a tick works
 //!
 //! [`Engine::push`] copies what JS may need from the request view (the view dies when
-//! `handle` returns) into a [`Pending`] entry and queues its id. [`Engine::tick`] then enters
+//! `handle` returns) into a `Pending` entry and queues its id. [`Engine::tick`] then enters
 //! the VM exactly once: one call of the prelude's `tick(nowMs, batch)` with a flat array of
-//! `[id, method, target, flags, body]` quintuples. Handlers answer through the native
-//! `respond`, which turns the JS response into an [`OwnedResponse`] and queues it; the
-//! completions are handed to the runtime after the entry returned (microtasks drain when
-//! the outermost entry returns, so promise-based handlers of this tick settle in it too).
+//! `[id, method, target, flags, body]` quintuples. Responses with string bodies made while
+//! `tick` runs (synchronous handlers, timers) are queued in JS: their numbers in shared
+//! memory, their header lines and bodies appended to one string, which `tick` hands to the
+//! native `flush` once at its end (one call and one UTF-8 conversion per tick). Responses made
+//! later (promise continuations, which drain when the outermost entry returns) and bytes
+//! bodies go through the native `respond` one by one. Both append the bytes to one arena per
+//! tick (`State::arena`); after the entry the runtime gets each as a borrowed
+//! [`ResponseRef`] and copies it into the connection's output: no allocation per response.
+//! If the watchdog stops `tick` before its end, what it had queued is flushed by a separate
+//! entry (the prelude's `flush`) before any 503 is decided.
 //!
 //! Headers and the peer address are not converted per request: `req.headers` and `req.ip`
 //! call back into Rust the first time they are read.
@@ -21,7 +27,9 @@
 //! of prelude.js): the id of the request whose handler runs now (`-1` a timer, `-2` the
 //! microtask phase), the next timer deadline (ms since VM start, `Infinity` if none), the
 //! resume position in the batch, the port given to `Marg.listen`, the promise-waiting count
-//! and id, the arguments of `respond` (id, status, Content-Type code), and the batch itself:
+//! and id, the arguments of `respond` (id, status, Content-Type code), the queued-response
+//! count and records (`SH_OUT`: id, status, Content-Type code, header and body lengths in
+//! UTF-16 units), and the batch itself:
 //! per request `[id, method code, method length, target length, flags]`, while the targets
 //! (and unusual method names) of the whole batch travel as one concatenated JS string.
 
