@@ -22,7 +22,7 @@
 //!
 //! # Shared memory
 //!
-//! A `Float64Array` over [`State::shared`] lets JS and Rust exchange numbers without API
+//! A `Float64Array` over `State::shared` lets JS and Rust exchange numbers without API
 //! calls (each C API call takes JSC's API lock). Slots (`SH_*` constants, mirrored at the top
 //! of prelude.js): the id of the request whose handler runs now (`-1` a timer, `-2` the
 //! microtask phase), the next timer deadline (ms since VM start, `Infinity` if none), the
