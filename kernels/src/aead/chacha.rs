@@ -8,9 +8,13 @@
 //! Poly1305 kernels. Short messages (up to 192 B; sealed ones up to 1,408 B)
 //! take two kernel calls instead: one ChaCha20 call for the Poly1305 key
 //! block and the keystream, one Poly1305 call over a local padded
-//! AAD | ciphertext | lengths buffer. The final Poly1305 reduction and `+ s` are
-//! constant-time Rust (`u64`/`u128` arithmetic, masks, no branches on
-//! data).
+//! AAD | ciphertext | lengths buffer. Messages of a few chunks (per-variant
+//! ranges up to 4 KiB, `mid_ranges`) take the mid path: the keystream is
+//! made a chunk ahead into a local buffer, each further chunk fused with
+//! the Poly1305 of the ciphertext that is ready
+//! (`ChaCha20Poly1305::crypt_mid`). The final Poly1305 reduction and
+//! `+ s` are constant-time Rust (`u64`/`u128` arithmetic, masks, no
+//! branches on data).
 
 use super::chacha_asm::{self as asm, ChaChaFn, FusedFn, FusedKsFn, PolyFn};
 use super::{check_tag, Unauthentic, NONCE_LEN, TAG_LEN};

@@ -7,39 +7,55 @@
 //! | [`CHACHA20_POLY1305_KS`] | the same in place (keystream into a zeroed buffer) with up to as many Poly1305 blocks as asked | `baseline`, `avx2`, `avx512` |
 //! | [`POLY1305_BLOCKS`] | the Poly1305 accumulator over whole 16-byte blocks | `baseline` (scalar `mul`) |
 //!
-//! ## ChaCha20: one source for three widths
+//! ## ChaCha20: horizontal (baseline, avx512) and vertical (avx2)
 //!
-//! Each block is kept "horizontally": its four rows `a, b, c, d` (4 words
-//! each) in four registers, one block per 16-byte lane, so a register holds
-//! `L = W/16` blocks. The quarter rounds of the four columns run in
-//! parallel across the words of a lane; the diagonal rounds rotate rows
-//! `b, c, d` by 1, 2, 3 words (`pshufd`) first and back afterwards.
-//! `K` such register quads are interleaved for instruction-level parallelism
-//! (3 at W=16/32 — 12 state registers plus rotation scratch fill the 16 of
-//! SSE/AVX2 — and 4 at W=64), so one iteration makes `K·L` blocks: 3, 6
+//! **Horizontal** (W = 16 and 64): each block is kept as its four rows
+//! `a, b, c, d` (4 words each) in four registers, one block per 16-byte
+//! lane, so a register holds `L = W/16` blocks. The quarter rounds of the
+//! four columns run in parallel across the words of a lane; the diagonal
+//! rounds rotate rows `b, c, d` by 1, 2, 3 words (`pshufd`) first and back
+//! afterwards. `K` such register quads are interleaved for instruction-level
+//! parallelism (3 at W=16 — 12 state registers plus rotation scratch fill
+//! the 16 of SSE — and 4 at W=64), so one iteration makes `K·L` blocks: 3
 //! and 16.
+//!
+//! **Vertical** (W = 32, the main loops of the avx2 variants): ymm register
+//! `i` holds word `i` of 8 blocks (lane `k` = block `k`), so a quarter round
+//! is a column of registers and the diagonal round only renames them: no
+//! `pshufd`, about 16 % fewer vector uops per block than the horizontal
+//! 6-block form this replaced. The 16 words and two rotation scratch
+//! registers exceed the 16 ymm registers, so the row-c words take turns in
+//! two registers (the others in frame slots, swapped twice per double
+//! round), and the quarter rounds run two at a time. The state is
+//! transposed at the store: an 8×8 dword transpose of words 0-7 and then
+//! of words 8-15 (`vpunpck{l,h}dq`, `vpunpck{l,h}qdq`, `vperm2i128`).
+//! Leftovers of 3-7 blocks take one more vertical iteration into a frame
+//! keystream buffer; 1-2 blocks the horizontal quad path (W = 32, `L` = 2).
 //!
 //! Rotations: by 16 and 8 with `pshufb` (`ROT16`, `ROT8`), by 12 and 7
 //! with two shifts and an OR; AVX-512 has `vprold` for all four.
 //!
-//! Storing: at W=16 each quad is one block, rows in order. At W=32 lane `j`
-//! of every row is block `2q + j`: `vperm2i128` pairs rows (a,b) and (c,d)
-//! of one lane. At W=64 the four rows × four lanes are a 4×4 transpose of
-//! 16-byte lanes: two rounds of `vshufi32x4`.
+//! Storing (horizontal): at W=16 each quad is one block, rows in order. At
+//! W=32 (the leftover quads) lane `j` of every row is block `2q + j`:
+//! `vperm2i128` pairs rows (a,b) and (c,d) of one lane. At W=64 the four
+//! rows × four lanes are a 4×4 transpose of 16-byte lanes: two rounds of
+//! `vshufi32x4`.
 //!
 //! Leftover blocks (fewer than `K·L`) go `L` at a time through quad 0, and
 //! the last `< L` one at a time (only lane 0 is used).
 //!
 //! The initial state (16 words, counter in word 12) is broadcast into a
-//! 64-byte-aligned stack frame, rows at `frame + r·W`; the counter row is
-//! advanced there by `K·L` per iteration (32-bit wrap, as RFC 8439).
+//! 64-byte-aligned stack frame, rows at `frame + r·W` (and at W = 32 each
+//! word to 8 lanes at `frame + VST + 32·i`, the counter word plus the lane
+//! index); the counters are advanced there per iteration (32-bit wrap, as
+//! RFC 8439).
 //!
-//! | role | baseline | avx2 | avx512 |
+//! | role | baseline | avx2 (vertical) | avx512 |
 //! |---|---|---|---|
-//! | quad q rows a, b, c, d | v{4q}..v{4q+3}, q < 3 | same | q < 4 (zmm0-15) |
-//! | rotation scratch | v12-v14 | v12-v14 | — (`vprold`) |
-//! | store scratch | v12-v15 | v12-v15 | zmm16-21 |
-//! | double-round counter | r8d | r8d | r8d |
+//! | state | quad q rows a, b, c, d: v{4q}..v{4q+3}, q < 3 | words 0-7 (a, b): ymm0-7; words 12-15 (d): ymm8-11; two of words 8-11 (c): ymm12-13, two in frame slots | quad q rows: zmm{4q}.., q < 4 |
+//! | rotation scratch | v12-v14 | ymm14, ymm15 | — (`vprold`) |
+//! | store scratch | v12-v15 | ymm8-15 (transpose; words 8-15 parked in the frame) | zmm16-21 |
+//! | double-round counter | r8d | r8d (r15d fused) | r8d (r15d fused) |
 //!
 //! ## Poly1305
 //!
