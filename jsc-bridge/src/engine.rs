@@ -236,6 +236,8 @@ pub(crate) struct State {
     start: Instant,
     opts: Options,
     scratch16: Vec<u16>,
+    scratch8: Vec<u8>,
+    urls: UrlCache,
     pool: Vec<Vec<u8>>,
     group: JSContextGroupRef,
     quantum: f64,
@@ -330,6 +332,8 @@ impl Engine {
             start: Instant::now(),
             opts,
             scratch16: Vec::new(),
+            scratch8: Vec::new(),
+            urls: UrlCache::default(),
             pool: Vec::new(),
             group,
             quantum,
@@ -666,15 +670,15 @@ impl Engine {
     /// the watchdog stopped a runaway handler and requests of the batch are left.
     fn run_batch(&mut self, now_ms: f64, ids: &[u64], dropped: JSValueRef) {
         let ctx = self.ctx;
-        let (targets, bodies, n) = self.build_batch(ids);
-        self.set_shared(SH_BATCH_LEN, n as f64);
+        let [targets, urls, bodies] = self.build_batch(ids);
+        let n = self.shared(SH_BATCH_LEN) as usize;
         self.set_shared(SH_RESUME, 0.0);
         self.set_shared(SH_RESUME_OFFSET, 0.0);
         // SAFETY: ctx is live.
         let now = unsafe { JSValueMakeNumber(ctx, now_ms) };
         // The array lives on this frame while JS may run, where JSC's conservative stack
         // scan sees its values.
-        let argv = [now, targets, bodies, dropped];
+        let argv = [now, targets, bodies, dropped, urls];
         loop {
             self.set_shared(SH_CURRENT, -2.0);
             // SAFETY: state is live; no JS runs now.
@@ -690,7 +694,7 @@ impl Engine {
                     ctx,
                     self.tick_fn,
                     ptr::null_mut(),
-                    4,
+                    argv.len(),
                     argv.as_ptr(),
                     &mut exc,
                 )
@@ -827,13 +831,16 @@ impl Engine {
     }
 
     /// Writes the batch of `ids` into shared memory; returns the concatenated targets (JS
-    /// string), the bodies (array, or `undefined` when no request has one) and the count.
-    fn build_batch(&mut self, ids: &[u64]) -> (JSValueRef, JSValueRef, usize) {
+    /// string) of the requests whose target is not a cached string, the cached targets (array
+    /// by batch index, or `undefined` when none is), the bodies (array, or `undefined` when no
+    /// request has one) and the count.
+    fn build_batch(&mut self, ids: &[u64]) -> [JSValueRef; 3] {
         let ctx = self.ctx;
         // SAFETY: state is live; no JS runs while building (only value constructors).
         let st = unsafe { &mut *self.state };
-        let mut chars = std::mem::take(&mut st.scratch16);
-        chars.clear();
+        let mut bytes = std::mem::take(&mut st.scratch8);
+        bytes.clear();
+        let mut urls: Vec<JSValueRef> = Vec::new();
         let mut bodies: Vec<JSValueRef> = Vec::new();
         let mut n = 0;
         for &id in ids {
@@ -849,41 +856,47 @@ impl Engine {
             } else {
                 0.0
             };
-            st.shared[slot + 3] = p.target.len() as f64;
             st.shared[slot + 4] = p.flags as f64;
             if other {
-                chars.extend(p.method_other.iter().map(|&b| b as u16));
+                bytes.extend_from_slice(&p.method_other);
             }
-            chars.extend(p.target.iter().map(|&b| b as u16));
+            match st.urls.lookup(ctx, &p.target, &mut st.scratch16) {
+                Some(v) => {
+                    urls.resize(n, st.undefined);
+                    urls.push(v);
+                    st.shared[slot + 3] = -1.0;
+                }
+                None => {
+                    bytes.extend_from_slice(&p.target);
+                    st.shared[slot + 3] = p.target.len() as f64;
+                }
+            }
             let mut t = std::mem::take(&mut p.target);
             t.clear();
             st.pool.push(t);
             if !p.body.is_empty() {
                 bodies.resize(n, st.undefined);
-                bodies.push(make_array_buffer(ctx, std::mem::take(&mut p.body)));
+                let b = make_array_buffer(ctx, std::mem::take(&mut p.body));
+                // Only the heap Vec holds it until the array is made, and JSC's GC scans
+                // only the stack: protect it until then.
+                // SAFETY: ctx and b are live; unprotected below.
+                unsafe { JSValueProtect(ctx, b) };
+                bodies.push(b);
             }
             n += 1;
         }
-        let targets = JsString::from_utf16(&chars);
-        st.scratch16 = chars;
+        let targets = JsString::from_latin1(&bytes, &mut st.scratch16);
+        st.scratch8 = bytes;
         // SAFETY: ctx and the string are live; the value holds its own reference.
         let targets_v = unsafe { JSValueMakeString(ctx, targets.0) };
-        let bodies_v = if bodies.is_empty() {
-            st.undefined
-        } else {
-            bodies.resize(n, st.undefined);
-            let mut exc: JSValueRef = ptr::null();
-            // SAFETY: the values are live on this frame.
-            let mut arr = unsafe { JSObjectMakeArray(ctx, n, bodies.as_ptr(), &mut exc) };
-            if arr.is_null() {
-                // A stale exception made the first attempt fail (see clear_stale_exception).
-                exc = ptr::null();
-                // SAFETY: as above.
-                arr = unsafe { JSObjectMakeArray(ctx, n, bodies.as_ptr(), &mut exc) };
-            }
-            arr as JSValueRef
-        };
-        (targets_v, bodies_v, n)
+        let urls_v = make_array(ctx, &mut urls, n, st.undefined);
+        let bodies_v = make_array(ctx, &mut bodies, n, st.undefined);
+        for &b in &bodies {
+            // SAFETY: protected above (`undefined` padding is an immediate: a no-op).
+            unsafe { JSValueUnprotect(ctx, b) };
+        }
+        st.shared[SH_BATCH_LEN] = n as f64;
+        [targets_v, urls_v, bodies_v]
     }
 
     /// Answers requests that waited longer than the response timeout with 504.
@@ -939,6 +952,7 @@ impl Drop for Engine {
                 if !self.flush_fn.is_null() {
                     JSValueUnprotect(self.ctx, self.flush_fn);
                 }
+                (*self.state).urls.clear(self.ctx);
                 JSContextGroupClearExecutionTimeLimit(self.group);
                 JSGlobalContextRelease(self.ctx);
             }
@@ -986,6 +1000,130 @@ impl HeaderList for JsHeaders<'_> {
                 f(&line[..c], &line[c + 1..]);
             }
         }
+    }
+}
+
+/// `vals` (padded with `undefined` to `n`) as a JS array; `undefined` when `vals` is empty.
+fn make_array(
+    ctx: JSContextRef,
+    vals: &mut Vec<JSValueRef>,
+    n: usize,
+    undefined: JSValueRef,
+) -> JSValueRef {
+    if vals.is_empty() {
+        return undefined;
+    }
+    vals.resize(n, undefined);
+    let mut exc: JSValueRef = ptr::null();
+    // SAFETY: the values are protected by the caller (JSC's GC scans the stack, not this
+    // Vec) or immediates.
+    let mut arr = unsafe { JSObjectMakeArray(ctx, n, vals.as_ptr(), &mut exc) };
+    if arr.is_null() {
+        // A stale exception made the first attempt fail (see clear_stale_exception).
+        exc = ptr::null();
+        // SAFETY: as above.
+        arr = unsafe { JSObjectMakeArray(ctx, n, vals.as_ptr(), &mut exc) };
+    }
+    arr as JSValueRef
+}
+
+/// Request targets seen at least twice recently, as protected JS strings: a hot URL reaches JS
+/// as a ready (flat, 8-bit) string, which compares and splits faster than a slice of the batch
+/// string, and lets the prelude cache its path/query split. A target enters on its second
+/// sighting (a direct-mapped table of recent hashes), so that a stream of unique URLs costs
+/// one hash and two probes per request and never fills the cache.
+#[derive(Default)]
+struct UrlCache {
+    /// By FNV-1a hash of the target: the target and its string.
+    map: std::collections::HashMap<
+        u64,
+        (Box<[u8]>, JSValueRef),
+        std::hash::BuildHasherDefault<Identity>,
+    >,
+    seen: Vec<u64>,
+}
+
+/// Targets longer than this are not cached.
+const URL_CACHE_LEN: usize = 256;
+/// Entries at most; the cache is emptied when it is full.
+const URL_CACHE_CAP: usize = 256;
+/// Slots of the recent-hash table.
+const URL_SEEN_SLOTS: usize = 1024;
+
+impl UrlCache {
+    fn lookup(
+        &mut self,
+        ctx: JSContextRef,
+        target: &[u8],
+        scratch: &mut Vec<u16>,
+    ) -> Option<JSValueRef> {
+        if target.len() > URL_CACHE_LEN {
+            return None;
+        }
+        let h = fnv1a(target);
+        if let Some((t, v)) = self.map.get(&h) {
+            if **t == *target {
+                return Some(*v);
+            }
+        }
+        if self.seen.is_empty() {
+            self.seen = vec![0; URL_SEEN_SLOTS];
+        }
+        let slot = &mut self.seen[(h as usize) % URL_SEEN_SLOTS];
+        if *slot != h {
+            *slot = h;
+            return None;
+        }
+        if self.map.len() >= URL_CACHE_CAP {
+            self.clear(ctx);
+        }
+        let s = JsString::from_latin1(target, scratch);
+        // SAFETY: ctx and s are live; the value is protected until `clear`.
+        let v = unsafe {
+            let v = JSValueMakeString(ctx, s.0);
+            JSValueProtect(ctx, v);
+            v
+        };
+        if let Some((_, old)) = self.map.insert(h, (target.into(), v)) {
+            // A hash collision: the newer target wins.
+            // SAFETY: protected once in an earlier `lookup`.
+            unsafe { JSValueUnprotect(ctx, old) };
+        }
+        Some(v)
+    }
+
+    fn clear(&mut self, ctx: JSContextRef) {
+        for (_, (_, v)) in self.map.drain() {
+            // SAFETY: each value was protected once in `lookup`.
+            unsafe { JSValueUnprotect(ctx, v) };
+        }
+    }
+}
+
+/// 64-bit FNV-1a: short keys, no DoS concern (a bounded cache that empties when full).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    h | 1 // never 0, the empty slot
+}
+
+/// The cache map's keys are already hashes.
+#[derive(Default)]
+struct Identity(u64);
+
+impl std::hash::Hasher for Identity {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
     }
 }
 

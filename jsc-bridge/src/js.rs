@@ -20,8 +20,28 @@ impl JsString {
         JsString(unsafe { JSStringCreateWithCharacters(units.as_ptr(), units.len()) })
     }
 
-    /// Creates a JS string from Latin-1 bytes (header bytes, targets), using `scratch`.
+    /// Creates a JS string from Latin-1 bytes (header bytes, targets), using `scratch`. ASCII
+    /// without NUL (the usual case) becomes an 8-bit JSC string through the UTF-8 constructor;
+    /// anything else goes through UTF-16 units (a 16-bit string: slower to compare and copy).
     pub(crate) fn from_latin1(bytes: &[u8], scratch: &mut Vec<u16>) -> JsString {
+        if bytes.iter().all(|&b| b != 0 && b < 0x80) {
+            let mut z = std::mem::take(scratch);
+            z.clear();
+            // The u16 scratch doubles as a NUL-terminated byte buffer.
+            z.resize(bytes.len() / 2 + 1, 0);
+            let p = z.as_mut_ptr() as *mut u8;
+            // SAFETY: `z` holds `2·(len/2 + 1) > len` bytes; we write `len` bytes and the NUL,
+            // and JSC copies the NUL-terminated ASCII (valid UTF-8) it is given.
+            let s = unsafe {
+                ptr::copy_nonoverlapping(bytes.as_ptr(), p, bytes.len());
+                *p.add(bytes.len()) = 0;
+                JsString(JSStringCreateWithUTF8CString(
+                    p as *const std::os::raw::c_char,
+                ))
+            };
+            *scratch = z;
+            return s;
+        }
         scratch.clear();
         scratch.extend(bytes.iter().map(|&b| b as u16));
         Self::from_utf16(scratch)

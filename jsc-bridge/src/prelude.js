@@ -828,17 +828,25 @@
 
   const UNPARSED = Symbol('unparsed');
 
+  // The path and query string of a request-target (an absolute-form target loses its
+  // scheme and authority).
+  function splitTarget(url) {
+    let path = url;
+    if (url.charCodeAt(0) !== 47) path = url.replace(/^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*/, '') || '/';
+    const q = path.indexOf('?');
+    return q < 0 ? { path, qs: '' } : { path: path.slice(0, q), qs: path.slice(q + 1) };
+  }
+  // splitTarget results of the hot targets Rust sends as cached strings.
+  const urlParts = new Map();
+
   class Request {
-    constructor(id, method, url, flags, body) {
+    constructor(id, method, url, parts, flags, body) {
       this._id = id;
       this.method = method;
       this.url = url;
       this.originalUrl = url;
-      let path = url;
-      if (url.charCodeAt(0) !== 47) path = url.replace(/^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*/, '') || '/';
-      const q = path.indexOf('?');
-      this.path = q < 0 ? path : path.slice(0, q);
-      this._qs = q < 0 ? '' : path.slice(q + 1);
+      this.path = parts.path;
+      this._qs = parts.qs;
       this.params = {};
       this.baseUrl = '';
       this.secure = (flags & 1) === 1;
@@ -1447,7 +1455,7 @@
   // method for unusual methods, back to back), `bodies` (array by batch index, or undefined),
   // `dropped` (ids Rust answered or gave up on since the last tick: 504, 503, closed
   // connection; or undefined), then due timers.
-  function tick(nowMs, targets, bodies, dropped) {
+  function tick(nowMs, targets, bodies, dropped, urls) {
     inTick = true;
     if (dropped !== undefined) {
       for (let i = 0; i < dropped.length; i++) awaiting.delete(dropped[i]);
@@ -1466,13 +1474,27 @@
         method = targets.slice(off, off + shared[b + 2]);
         off += shared[b + 2];
       }
+      // A hot target comes as a ready string (length -1; its path/query split is cached
+      // here too); the others are slices of the batch's concatenated targets.
       const tl = shared[b + 3];
-      const url = targets.slice(off, off + tl);
-      off += tl;
+      let url, parts;
+      if (tl < 0) {
+        url = urls[i];
+        parts = urlParts.get(url);
+        if (parts === undefined) {
+          parts = splitTarget(url);
+          if (urlParts.size >= 512) urlParts.clear();
+          urlParts.set(url, parts);
+        }
+      } else {
+        url = targets.slice(off, off + tl);
+        off += tl;
+        parts = splitTarget(url);
+      }
       shared[SH_RESUME] = i + 1;
       shared[SH_RESUME_OFFSET] = off;
       shared[SH_CURRENT] = id;
-      const req = new Request(id, method, url, shared[b + 4], bodies === undefined ? undefined : bodies[i]);
+      const req = new Request(id, method, url, parts, shared[b + 4], bodies === undefined ? undefined : bodies[i]);
       const res = new Response(id, req);
       req.res = res;
       try {

@@ -383,6 +383,53 @@ fn routing_and_middleware() {
 }
 
 #[test]
+fn hot_and_cold_targets_read_the_same() {
+    // Targets seen twice become cached JS strings (with a cached path/query split); the cache
+    // holds 256 and empties when full. Whatever path a target takes, the request reads alike.
+    let s = JsServer::inline(
+        r#"
+Marg.all('*', (req, res) => res.json({ url: req.url, path: req.path, q: req.query, o: req.originalUrl, m: req.method }));
+"#,
+        &[],
+        1,
+        &[],
+    );
+    let mut c = s.client();
+    let want = |t: &str, path: &str, q: &str| {
+        format!(r#"{{"url":"{t}","path":"{path}","q":{q},"o":"{t}","m":"GET"}}"#)
+    };
+    for _ in 0..3 {
+        assert_eq!(
+            c.get("/a/b?x=1&y=2").text(),
+            want("/a/b?x=1&y=2", "/a/b", r#"{"x":"1","y":"2"}"#)
+        );
+        assert_eq!(c.get("/plain").text(), want("/plain", "/plain", "{}"));
+        assert_eq!(
+            c.get("http://example.com/abs?k=v").text(),
+            want("http://example.com/abs?k=v", "/abs", r#"{"k":"v"}"#)
+        );
+    }
+    // An unusual method travels in the batch string ahead of a cached target.
+    for _ in 0..3 {
+        let r = c.req("PROPFIND", "/plain", &[], b"");
+        assert_eq!(
+            r.text(),
+            want("/plain", "/plain", "{}").replace("GET", "PROPFIND")
+        );
+    }
+    // More distinct hot targets than the cache holds, each asked twice, in two rounds.
+    for round in 0..2 {
+        for i in 0..300 {
+            for _ in 0..2 {
+                let t = format!("/item/{i}?r={round}");
+                let q = format!(r#"{{"r":"{round}"}}"#);
+                assert_eq!(c.get(&t).text(), want(&t, &format!("/item/{i}"), &q));
+            }
+        }
+    }
+}
+
+#[test]
 fn handlers_that_reach_next_without_declaring_it() {
     // Route handlers with fewer than three declared parameters run without the `next` chain,
     // unless a rest or default parameter can still reach `next`; errors and rejections from
