@@ -238,7 +238,10 @@ pub(crate) struct State {
     scratch16: Vec<u16>,
     scratch8: Vec<u8>,
     urls: UrlCache,
-    pool: Vec<Vec<u8>>,
+    /// Recycled header and target buffers (apart, so that a small target buffer does not
+    /// come back as a header buffer that must grow).
+    pool_headers: Vec<Vec<u8>>,
+    pool_targets: Vec<Vec<u8>>,
     group: JSContextGroupRef,
     quantum: f64,
     watch_last: f64,
@@ -334,7 +337,8 @@ impl Engine {
             scratch16: Vec::new(),
             scratch8: Vec::new(),
             urls: UrlCache::default(),
-            pool: Vec::new(),
+            pool_headers: Vec::new(),
+            pool_targets: Vec::new(),
             group,
             quantum,
             watch_last: f64::NAN,
@@ -533,14 +537,14 @@ impl Engine {
     pub fn push(&mut self, req: &runtime::Request<'_>) {
         // SAFETY: state is live; no JS runs while this reference exists.
         let st = unsafe { &mut *self.state };
-        let mut headers = st.pool.pop().unwrap_or_default();
+        let mut headers = st.pool_headers.pop().unwrap_or_default();
         for (n, v) in req.headers() {
             headers.extend_from_slice(n);
             headers.push(b':');
             headers.extend_from_slice(v);
             headers.push(b'\n');
         }
-        let mut target = st.pool.pop().unwrap_or_default();
+        let mut target = st.pool_targets.pop().unwrap_or_default();
         target.extend_from_slice(req.target());
         let body = req.body().to_vec();
         let m = req.method();
@@ -873,7 +877,9 @@ impl Engine {
             }
             let mut t = std::mem::take(&mut p.target);
             t.clear();
-            st.pool.push(t);
+            if st.pool_targets.len() < POOL_MAX {
+                st.pool_targets.push(t);
+            }
             if !p.body.is_empty() {
                 bodies.resize(n, st.undefined);
                 let b = make_array_buffer(ctx, std::mem::take(&mut p.body));
@@ -973,6 +979,10 @@ struct Done {
     lines: Range<usize>,
     body: Range<usize>,
 }
+
+/// Recycled buffers kept at most, per pool, and the largest capacity kept.
+const POOL_MAX: usize = 256;
+const POOL_BUF_KEEP: usize = 16 * 1024;
 
 /// `State::arena` above this capacity is released after a tick (a large body passed).
 const ARENA_KEEP: usize = 1 << 20;
@@ -1167,13 +1177,16 @@ impl State {
     }
 
     fn recycle(&mut self, mut p: Pending) {
-        if self.pool.len() < 256 {
+        if self.pool_headers.len() < POOL_MAX && p.headers.capacity() <= POOL_BUF_KEEP {
             p.headers.clear();
-            self.pool.push(p.headers);
-            if p.target.capacity() > 0 {
-                p.target.clear();
-                self.pool.push(p.target);
-            }
+            self.pool_headers.push(p.headers);
+        }
+        if self.pool_targets.len() < POOL_MAX
+            && p.target.capacity() > 0
+            && p.target.capacity() <= POOL_BUF_KEEP
+        {
+            p.target.clear();
+            self.pool_targets.push(p.target);
         }
     }
 }
