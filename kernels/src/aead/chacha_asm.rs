@@ -284,15 +284,15 @@ marg_asm! {
         if (hash) == 1 { poly_block!() } else { poly_block_n!() }
     }
 
-    // The four state rows, each broadcast to every lane, into the frame.
-    // At W = 32 also the 16 words, each broadcast to 8 lanes (VST), the
-    // counter word plus the lane index.
-    macro state_to_frame() {
+    // The four state rows, each broadcast to every lane, into the frame; at
+    // W = 32 with `vert` = 1 also the 16 words, each broadcast to 8 lanes
+    // (VST), the counter word plus the lane index.
+    macro state_to_frame(vert) {
         for r in 0..4 {
             vbroadcast16!(v{r}, [state + 16 * r])
             vstore!([frame + r * W], v{r})
         }
-        if W == 32 {
+        if W == 32 && (vert) == 1 {
             for i in 0..16 {
                 vpbroadcastd v{i}, dword ptr [state + 4 * i]
             }
@@ -581,9 +581,16 @@ marg_asm! {
             avx512(level = avx512, width = 64),
         }
         let dround = r8
-        // Broadcast the four state rows (and at W = 32 the 16 words) into
-        // the frame.
-        state_to_frame!()
+        // Broadcast the four state rows into the frame; at W = 32 also the
+        // 16 words, unless 1-2 blocks (the horizontal quad path) are all.
+        if W == 32 {
+            cmp blocks, 2
+            ja vertical
+            state_to_frame!(0)
+            jmp quad_tail_start
+        vertical:
+        }
+        state_to_frame!(1)
     main_loop:
         cmp blocks, PB
         jb tail
@@ -681,7 +688,7 @@ marg_asm! {
         xor gpr32(d2), gpr32(d2)
         xor gpr32(d3), gpr32(d3)
         xor gpr32(dround), gpr32(dround)
-        state_to_frame!()
+        state_to_frame!(1)
         mov out, outp
         mov h0, [pst]
         mov h1, [pst + 8]
@@ -742,7 +749,7 @@ marg_asm! {
         jnz start
         ret
     start:
-        state_to_frame!()
+        state_to_frame!(1)
         mov n, iters
         mov h0, [pst]
         mov h1, [pst + 8]
