@@ -414,7 +414,7 @@ impl ChaCha20Poly1305 {
             poly.update_padded(&inp.unwrap_or(out)[16 * hashed..]);
             xor_keystream(out, inp, &ks[64..]);
         }
-        ks.fill(0);
+        ks[..iters * chunk].fill(0);
         let mut lens = [0u8; 16];
         lens[..8].copy_from_slice(&(aad.len() as u64).to_le_bytes());
         lens[8..].copy_from_slice(&(len as u64).to_le_bytes());
