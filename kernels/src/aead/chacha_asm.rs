@@ -264,6 +264,28 @@ marg_asm! {
         adc h1, 0
         adc h2, 0
     }
+    // The fused kernels' Poly1305 state: h0-h2 from `pst` = [h0, h1, h2,
+    // r0, r1], and r0, r1 and s1 = r1 + r1/4 into the frame (uses rax, d1).
+    macro poly_state_in() {
+        mov h0, [pst]
+        mov h1, [pst + 8]
+        mov h2, [pst + 16]
+        mov rax, [pst + 24]
+        mov [frame + POLY_R0], rax
+        mov rax, [pst + 32]
+        mov [frame + POLY_R1], rax
+        mov d1, rax
+        shr d1, 2
+        add rax, d1
+        mov [frame + POLY_S1], rax          // s1 = r1 + r1/4
+    }
+    // h0-h2 back to `pst`.
+    macro poly_state_out() {
+        mov [pst], h0
+        mov [pst + 8], h1
+        mov [pst + 16], h2
+    }
+
     // poly_step on [hp] with the key in the fused kernel's frame; hp += 16.
     macro poly_block() {
         poly_step!(hp, 1, qword ptr [frame + POLY_R0], qword ptr [frame + POLY_R1], qword ptr [frame + POLY_S1])
@@ -690,17 +712,7 @@ marg_asm! {
         xor gpr32(dround), gpr32(dround)
         state_to_frame!(1)
         mov out, outp
-        mov h0, [pst]
-        mov h1, [pst + 8]
-        mov h2, [pst + 16]
-        mov rax, [pst + 24]
-        mov [frame + POLY_R0], rax
-        mov rax, [pst + 32]
-        mov [frame + POLY_R1], rax
-        mov d1, rax
-        shr d1, 2
-        add rax, d1
-        mov [frame + POLY_S1], rax          // s1 = r1 + r1/4
+        poly_state_in!()
     main_loop:
         if W == 32 {
             vchacha_iter!(1, 0)
@@ -711,9 +723,7 @@ marg_asm! {
         add out, 64 * PB
         dec iters
         jnz main_loop
-        mov [pst], h0
-        mov [pst + 8], h1
-        mov [pst + 16], h2
+        poly_state_out!()
         ret
     }
 
@@ -751,17 +761,7 @@ marg_asm! {
     start:
         state_to_frame!(1)
         mov n, iters
-        mov h0, [pst]
-        mov h1, [pst + 8]
-        mov h2, [pst + 16]
-        mov rax, [pst + 24]
-        mov [frame + POLY_R0], rax
-        mov rax, [pst + 32]
-        mov [frame + POLY_R1], rax
-        mov d1, rax
-        shr d1, 2
-        add rax, d1
-        mov [frame + POLY_S1], rax          // s1 = r1 + r1/4
+        poly_state_in!()
     main_loop:
         if W == 32 {
             vchacha_iter!(2, 0)
@@ -771,9 +771,7 @@ marg_asm! {
         add inp, 64 * PB
         dec n
         jnz main_loop
-        mov [pst], h0
-        mov [pst + 8], h1
-        mov [pst + 16], h2
+        poly_state_out!()
         ret
     }
 
