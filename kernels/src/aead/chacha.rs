@@ -289,7 +289,7 @@ impl ChaCha20Poly1305 {
         // SAFETY: one block in and out of a local buffer.
         unsafe { (self.kernels.chacha)(st.0.as_ptr(), p, p, 1) };
         let mut poly = Poly::new(block0[..32].try_into().unwrap(), self.kernels.poly);
-        block0.fill(0);
+        wipe(&mut block0);
         poly.update_padded(aad);
         st.0[12] = 1;
         let chunk = 64 * self.kernels.pb;
@@ -414,7 +414,7 @@ impl ChaCha20Poly1305 {
             poly.update_padded(&inp.unwrap_or(out)[16 * hashed..]);
             xor_keystream(out, inp, &ks[64..]);
         }
-        ks[..iters * chunk].fill(0);
+        wipe(&mut ks[..iters * chunk]);
         let mut lens = [0u8; 16];
         lens[..8].copy_from_slice(&(aad.len() as u64).to_le_bytes());
         lens[8..].copy_from_slice(&(len as u64).to_le_bytes());
@@ -465,7 +465,7 @@ impl ChaCha20Poly1305 {
         buf[a + c..a + c + 8].copy_from_slice(&(aad.len() as u64).to_le_bytes());
         buf[a + c + 8..a + c + 16].copy_from_slice(&(len as u64).to_le_bytes());
         let mut poly = Poly::new(ks[..32].try_into().unwrap(), self.kernels.poly);
-        ks.fill(0);
+        wipe(&mut ks);
         let blocks = (a + c + 16) / 16;
         // SAFETY: `blocks · 16 <= PB` bytes of a local buffer; writes `st`.
         unsafe { (poly.f)(poly.st.as_mut_ptr(), buf.as_ptr(), blocks, 1) };
@@ -544,6 +544,22 @@ impl ChaCha20Poly1305 {
         let want = self.crypt(false, nonce, aad, Some(input), output);
         check_tag(&want, tag, output)
     }
+}
+
+/// Zeroes `buf` so that the optimiser keeps the stores (a plain `fill(0)` of a buffer that is
+/// dead afterwards may be dropped): the keystream and the Poly1305 one-time key must not
+/// linger in freed stack memory. 64-byte volatile stores, then the tail.
+fn wipe(buf: &mut [u8]) {
+    let mut chunks = buf.chunks_exact_mut(64);
+    for c in &mut chunks {
+        // SAFETY: `c` is 64 writable bytes, and `[u8; 64]` has alignment 1.
+        unsafe { core::ptr::write_volatile(c.as_mut_ptr().cast::<[u8; 64]>(), [0; 64]) };
+    }
+    for b in chunks.into_remainder() {
+        // SAFETY: `b` is a valid, writable byte.
+        unsafe { core::ptr::write_volatile(b, 0) };
+    }
+    core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
 }
 
 /// Raw ChaCha20 (`data ^= keystream` from block `counter`) with the given
