@@ -20,11 +20,15 @@
 //! ## Blocks in flight
 //!
 //! `L = W/16` blocks per vector register, `N` registers of AES state in
-//! flight (8 at `W = 16`, 4 at `W = 32/64`), so `B = N·L` blocks per loop
-//! iteration: 8, 8 and 16. AES round `r` of all `N` registers is followed by
-//! the GHASH multiply of register `r - 1` of the chunk being hashed, and round
-//! `N + 1` by the reduction, so the AES units and the carry-less multiplier
-//! work side by side.
+//! flight (8 at `W = 16/32`, 4 at `W = 64`), so `B = N·L` blocks per loop
+//! iteration: 8, 16 and 16. AES round `r` of all `N` registers is followed
+//! by the GHASH multiply of register `r mod N` of the chunk being hashed
+//! (registers 1..N-1 first, register 0, which carries the previous chunk's
+//! `X`, last, so that only one step waits for the previous reduction), and
+//! round `N + 1` by the reduction, so the AES units and the carry-less
+//! multiplier work side by side. `avx2_vaes` keeps 8 ymm of AES state in
+//! flight: with 4 (8 blocks) the VAES units wait on the 3-cycle round
+//! latency, and a 16-block chunk halves the reductions per block.
 //!
 //! * seal hashes the ciphertext it wrote in the *previous* iteration (the
 //!   first chunk is encrypted alone, the last chunk is hashed alone after
@@ -32,6 +36,14 @@
 //! * open hashes the ciphertext of the *current* chunk before it overwrites
 //!   it (all GHASH loads of an iteration precede its stores, so in-place
 //!   works).
+//!
+//! Counter blocks: the counter is kept little-endian (`ctr`, `paddd` is
+//! inc32 per lane) and its last byte in a GPR. While that byte cannot wrap
+//! within the chunk (it is at most `256 - B`), the chunk's blocks are the
+//! big-endian block plus `k` in its last byte (`CTR_BE_INC`): one add per
+//! register instead of an add and a byte reversal. Otherwise (one chunk in
+//! `256 / B`) each register is added and byte-reversed. The counter comes
+//! from the public nonce, so the branch is constant time.
 //!
 //! Blocks left over (fewer than `B`) go one at a time on xmm.
 //!
@@ -76,13 +88,18 @@
 //!
 //! | role | register | baseline (W=16) | avx2_vaes (W=32) | avx512 (W=64) |
 //! |---|---|---|---|---|
-//! | AES states | `v0..v{N-1}` | xmm0-7 | ymm0-3 | zmm0-3 |
+//! | AES states | `v0..v{N-1}` | xmm0-7 | ymm0-7 | zmm0-3 |
 //! | round key (broadcast) | `rk` = v8 | xmm8 | ymm8 | zmm8 |
 //! | GHASH `LO`/`MI`/`HI` | v9/v10/v11 | | | |
 //! | `X` between chunks | `acc_hi` = v11 (lane 0, other lanes zero) | | | |
-//! | scratch | `t0`, `t1` = v12, v13 | | | |
+//! | `X` while a chunk is hashed | `xs` = v15 (lane 0) | | | |
+//! | scratch; `t1` = big-endian counter block before round 0 | `t0`, `t1` = v12, v13 | | | |
 //! | counter base (byte-reversed, same in every lane) | `ctr` = v14 | | | |
-//! | byte-reversal mask | `bswap_mask` = v15 | | | |
+//! | counter's last byte (public) | `ctr_lo` = al | | | |
+//! | rounds, `&K_last` | r9, r10 | | | |
+//!
+//! The byte-reversal mask is a memory operand (`[BSWAP]`), which frees a
+//! register for `xs`; round keys and H powers are memory operands too.
 //!
 //! Constant time: no branch or address depends on key, data, or tag; the
 //! only branches test lengths and the (public) number of rounds.
@@ -127,13 +144,22 @@ marg_asm! {
         8, 0, 0, 0, 9, 0, 0, 0, 10, 0, 0, 0, 11, 0, 0, 0,
         12, 0, 0, 0, 13, 0, 0, 0, 14, 0, 0, 0, 15, 0, 0, 0,
     ];
+    // Lane k (16 bytes) = k in its last byte: added (as dwords) to a counter
+    // block in its big-endian form, it gives counter + k as long as the
+    // counter's last byte does not wrap.
+    data CTR_BE_INC: [u32; 64] align 64 = [
+        0, 0, 0, 0 << 24, 0, 0, 0, 1 << 24, 0, 0, 0, 2 << 24, 0, 0, 0, 3 << 24,
+        0, 0, 0, 4 << 24, 0, 0, 0, 5 << 24, 0, 0, 0, 6 << 24, 0, 0, 0, 7 << 24,
+        0, 0, 0, 8 << 24, 0, 0, 0, 9 << 24, 0, 0, 0, 10 << 24, 0, 0, 0, 11 << 24,
+        0, 0, 0, 12 << 24, 0, 0, 0, 13 << 24, 0, 0, 0, 14 << 24, 0, 0, 0, 15 << 24,
+    ];
     // The per-iteration counter step B in every lane.
     data CTR_STEP8: [u32; 16] align 64 = [8, 0, 0, 0, 8, 0, 0, 0, 8, 0, 0, 0, 8, 0, 0, 0];
     data CTR_STEP16: [u32; 16] align 64 = [16, 0, 0, 0, 16, 0, 0, 0, 16, 0, 0, 0, 16, 0, 0, 0];
 
     // Blocks per vector, registers in flight, blocks and bytes per iteration.
     const L = W / 16;
-    const N = 4 + 4 * (32 / W / 2);
+    const N = 8 - 4 * (W / 64);
     const B = N * L;
     const CH = 16 * B;
     const POW = 256;
@@ -159,6 +185,10 @@ marg_asm! {
     // d += s, per dword
     macro vadd32(d, s) {
         if W == 16 { paddd d, s } else if W == 32 { vpaddd d, d, s } else { vpaddd d, d, s }
+    }
+    // d = a + m, per dword (a register, m memory; one instruction on VEX/EVEX)
+    macro vadd32_to(d, a, m) {
+        if W == 16 { movdqa d, a; paddd d, m } else { vpaddd d, a, m }
     }
     // d = d with each 16-byte lane byte-reversed (m = BSWAP)
     macro vbswap(d, m) {
@@ -228,16 +258,21 @@ marg_asm! {
 
     // GHASH multiply step for register j of a B-block chunk at gp:
     // D = R(gp[j]) (^ X in lane 0 when j == 0), accumulated as
-    // D · h_powers[16 - B + jL ..] into acc_lo / acc_mi / acc_hi.
-    macro ghash_step(j, gp, disp) {
+    // D · h_powers[16 - B + jL ..] into acc_lo / acc_mi / acc_hi (which the
+    // step with first == true initialises). Register 0 is hashed last so
+    // that only its step waits for the previous chunk's X (a copy in xs):
+    // the other products do not depend on it.
+    macro ghash_step(j, first, gp, disp) {
         vload!(t0, [gp + (j) * W + disp])
-        vbswap!(t0, bswap_mask)
+        vbswap!(t0, [BSWAP])
         if (j) == 0 {
-            vxor!(t0, acc_hi)                                       // fold in X
-            clmul!(acc_lo, t0, [key + POW + (16 - B) * 16], 0x00)
-            clmul!(acc_mi, t0, [key + POW + (16 - B) * 16], 0x01)
-            clmul_xor!(acc_mi, t0, [key + POW + (16 - B) * 16], 0x10, t1)
-            clmul!(acc_hi, t0, [key + POW + (16 - B) * 16], 0x11)
+            vxor!(t0, xs)                                           // fold in X
+        }
+        if (first) {
+            clmul!(acc_lo, t0, [key + POW + (16 - B + (j) * L) * 16], 0x00)
+            clmul!(acc_mi, t0, [key + POW + (16 - B + (j) * L) * 16], 0x01)
+            clmul_xor!(acc_mi, t0, [key + POW + (16 - B + (j) * L) * 16], 0x10, t1)
+            clmul!(acc_hi, t0, [key + POW + (16 - B + (j) * L) * 16], 0x11)
         } else {
             clmul_xor!(acc_lo, t0, [key + POW + (16 - B + (j) * L) * 16], 0x00, t1)
             clmul_xor!(acc_mi, t0, [key + POW + (16 - B + (j) * L) * 16], 0x01, t1)
@@ -246,10 +281,12 @@ marg_asm! {
         }
     }
 
-    // X = GHASH of the B blocks at gp, not interleaved with AES.
+    // X = GHASH of the B blocks at gp, not interleaved with AES. Step s
+    // (1..=N) hashes register s mod N: registers 1..N-1, then 0.
     macro ghash_chunk(gp, disp) {
-        for j in 0..N {
-            ghash_step!(j, gp, disp)
+        vmov!(xmm(xs), xmm(acc_hi))
+        for s in 1..(N + 1) {
+            ghash_step!((s % N), (s == 1), gp, disp)
         }
         reduce!(acc_lo, acc_mi, acc_hi, t0, t1)
         fold_lanes!(acc_hi, t0)
@@ -259,12 +296,27 @@ marg_asm! {
     // advancing ctr by B; when `hash` is 1, GHASHes the chunk at gp in the
     // shadow of the AES rounds.
     macro ctr_chunk(hash, gp, disp) {
-        // Counter blocks: lane l of register i = counter + iL + l.
+        // Counter blocks: lane l of register i = counter + iL + l. While the
+        // counter's last byte does not wrap within the chunk (ctr_lo <= 256 - B,
+        // all but about one chunk in 256 / B), the blocks are the
+        // big-endian block plus k in its last byte: one add per register
+        // instead of an add and a byte reversal. The counter comes from the
+        // (public) nonce, so branching on it is constant time.
+        cmp gpr8(ctr_lo), (256 - B)
+        ja ctr_wraps
+        vmov!(t1, ctr)
+        vbswap!(t1, [BSWAP])             // t1 = counter block, big-endian
         for i in 0..N {
-            vmov!(v{i}, ctr)
-            vadd32!(v{i}, [CTR_INC + i * W])
-            vbswap!(v{i}, bswap_mask)
+            vadd32_to!(v{i}, t1, [CTR_BE_INC + i * W])
         }
+        jmp have_ctrs
+    ctr_wraps:
+        for i in 0..N {
+            vadd32_to!(v{i}, ctr, [CTR_INC + i * W])
+            vbswap!(v{i}, [BSWAP])
+        }
+    have_ctrs:
+        add gpr8(ctr_lo), B
         if B == 16 { vadd32!(ctr, [CTR_STEP16]) } else { vadd32!(ctr, [CTR_STEP8]) }
         vbroadcast16!(rk, [key])
         for i in 0..N {
@@ -275,8 +327,11 @@ marg_asm! {
             for i in 0..N {
                 aesround!(v{i}, rk)
             }
+            if (hash) == 1 && r == 1 {
+                vmov!(xmm(xs), xmm(acc_hi))       // X, free acc_hi for the products
+            }
             if (hash) == 1 && r <= N {
-                ghash_step!((r - 1), gp, disp)    // GHASH register r-1 of the chunk
+                ghash_step!((r % N), (r == 1), gp, disp)   // GHASH register r mod N
             }
             if (hash) == 1 && r == N + 1 {
                 reduce!(acc_lo, acc_mi, acc_hi, t0, t1)
@@ -320,7 +375,7 @@ marg_asm! {
 
     // X = (X ^ R(c))·H for the block c in xmm register s (clobbered).
     macro ghash_block(s) {
-        vbswap!(s, xmm(bswap_mask))
+        vbswap!(s, [BSWAP])
         vxor!(s, xmm(acc_hi))
         mul1!(s, [key + POW + 15 * 16], xmm(acc_lo), xmm(acc_mi), xmm(acc_hi), xmm(t0), xmm(t1))
     }
@@ -336,14 +391,15 @@ marg_asm! {
         let t0 = v12
         let t1 = v13
         let ctr = v14
-        let bswap_mask = v15
+        let xs = v15                        // copy of X while a chunk is hashed
+        let ctr_lo = rax                    // the counter's last byte (public)
         public mov gpr32(rounds), dword ptr [key + 240]
+        public movzx gpr32(ctr_lo), byte ptr [state + 31]
         mov rklast, rounds
         shl rklast, 4
         add rklast, key                     // &round_keys[rounds]
-        vload!(bswap_mask, [BSWAP])
         vbroadcast16!(ctr, [state + 16])
-        vbswap!(ctr, bswap_mask)            // counter as a little-endian dword 0
+        vbswap!(ctr, [BSWAP])            // counter as a little-endian dword 0
         vload!(xmm(acc_hi), [state])        // X (upper lanes zero)
     }
 
@@ -351,7 +407,7 @@ marg_asm! {
     // counter + 1.
     macro ctr_block() {
         vmov!(xmm(v0), xmm(ctr))
-        vbswap!(xmm(v0), xmm(bswap_mask))
+        vbswap!(xmm(v0), [BSWAP])
         aes_block!(xmm(v0))
         vload!(xmm(t0), [inp])
         vxor!(xmm(v0), xmm(t0))
@@ -362,7 +418,7 @@ marg_asm! {
     // Stores X and the next counter block back into the state.
     macro gcm_finish() {
         vstore!([state], xmm(acc_hi))
-        vbswap!(xmm(ctr), xmm(bswap_mask))
+        vbswap!(xmm(ctr), [BSWAP])
         vstore!([state + 16], xmm(ctr))
     }
 
@@ -500,9 +556,8 @@ marg_asm! {
         let acc_hi = v11
         let t0 = v12
         let t1 = v13
-        let bswap_mask = v15
+        let xs = v15                        // copy of X while a chunk is hashed
         let hp = rax
-        vload!(bswap_mask, [BSWAP])
         vload!(xmm(acc_hi), [xi])
         cmp blocks, B
         jb one_block
@@ -522,7 +577,7 @@ marg_asm! {
         shl hp, 4
         add hp, key                         // hp + POW = &h_powers[16 - n] = H^n'
         vload!(xmm(t0), [data])
-        vbswap!(xmm(t0), xmm(bswap_mask))
+        vbswap!(xmm(t0), [BSWAP])
         vxor!(xmm(t0), xmm(acc_hi))         // fold in X
         clmul!(xmm(acc_lo), xmm(t0), [hp + POW], 0x00)
         clmul!(xmm(acc_mi), xmm(t0), [hp + POW], 0x01)
@@ -534,7 +589,7 @@ marg_asm! {
         jz reduce_tail
     next_block:
         vload!(xmm(t0), [data])
-        vbswap!(xmm(t0), xmm(bswap_mask))
+        vbswap!(xmm(t0), [BSWAP])
         clmul_xor!(xmm(acc_lo), xmm(t0), [hp + POW], 0x00, xmm(t1))
         clmul_xor!(xmm(acc_mi), xmm(t0), [hp + POW], 0x01, xmm(t1))
         clmul_xor!(xmm(acc_mi), xmm(t0), [hp + POW], 0x10, xmm(t1))
