@@ -5,7 +5,7 @@ Express 5. Scenarios: hello text (`/`), JSON (`/json`), a route with a param and
 worker, pinned to one core; the load generator is pinned to another. Per run: req/s, p99,
 server CPU microseconds per request (utime+stime / requests) and RSS, with ratios to Bun.
 
-Usage: bench/js.sh [--duration 5] [--servers marg,bun,node,express]
+Usage: bench/js.sh [--duration 5] [--servers marg,bun,node,express[,marg-native]]
                    [--scenarios hello,json,param,pipelined] [--rounds 1]
 With --rounds N the servers take turns N times (marg, bun, ..., marg, bun, ...) and each
 figure is the run with the median us/req: on a shared, noisy machine the ratios then come
@@ -32,11 +32,14 @@ def start(name, port, cpu):
     env = dict(os.environ, PORT=str(port))
     pin = ["taskset", "-c", cpu]
     bun = os.path.join(BENCH, "node_modules/@oven/bun-linux-x64/bin/bun")
-    if name == "marg":
+    if name in ("marg", "marg-native"):
         marg = os.environ.get("MARG_BIN") or os.path.join(
             os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release/marg")
-        cmd = pin + [marg, "serve", os.path.join(HERE, "marg.js"), "--host", "127.0.0.1",
-                     "--port", str(port), "--workers", "1"]
+        # marg-native: the built-in Rust hello handler, no JS (the floor under the JS numbers;
+        # it answers "Hello, World!" on every path, so only hello and pipelined compare).
+        app = [] if name == "marg-native" else [os.path.join(HERE, "marg.js")]
+        cmd = pin + [marg, "serve"] + app + ["--host", "127.0.0.1", "--port", str(port),
+                                             "--workers", "1"]
     elif name == "bun":
         cmd = pin + [bun, os.path.join(HERE, "bun.js")]
     elif name == "node":
@@ -113,17 +116,17 @@ def main():
     for sc in scenarios:
         print()
         print(f"## {sc} ({PATHS[sc]}{', h2load -m16 -c16' if sc == 'pipelined' else ', wrk -c64'})")
-        print("| server  |     req/s |     p99   | us/req | us/req vs bun | RSS MiB |")
-        print("|---------|----------:|----------:|-------:|--------------:|--------:|")
+        print("| server      |     req/s |     p99   | us/req | us/req vs bun | RSS MiB |")
+        print("|-------------|----------:|----------:|-------:|--------------:|--------:|")
         b = results.get(("bun", sc))
         for name in servers:
             r = results.get((name, sc))
-            if not r:
+            if not r or (name == "marg-native" and sc not in ("hello", "pipelined")):
                 continue
             vs = f"{r['us'] / b['us']:.2f}x" if b and b["us"] == b["us"] and b["us"] else "-"
             lat = "-" if r["p99"] is None else ("<=" if r["bound"] else "") + f"{r['p99']:.2f}ms"
             err = f" ({r['errors']} non-2xx)" if r["errors"] else ""
-            print(f"| {name:7} | {r['rps']:9.0f} | {lat:>9} | {r['us']:6.2f} | {vs:>13} | {r['rss'] / 1024:7.1f} |{err}")
+            print(f"| {name:11} | {r['rps']:9.0f} | {lat:>9} | {r['us']:6.2f} | {vs:>13} | {r['rss'] / 1024:7.1f} |{err}")
 
 
 if __name__ == "__main__":
