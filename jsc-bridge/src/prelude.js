@@ -847,7 +847,7 @@
       this.originalUrl = url;
       this.path = parts.path;
       this._qs = parts.qs;
-      this.params = {};
+      this._params = undefined;
       this.baseUrl = '';
       this.secure = (flags & 1) === 1;
       this.protocol = PROTOCOLS[(flags >> 1) & 3];
@@ -858,6 +858,13 @@
       this._raw = body;
       this._body = UNPARSED;
     }
+    // Made on first read: most routes have no params and most handlers never look.
+    get params() {
+      let p = this._params;
+      if (p === undefined) p = this._params = {};
+      return p;
+    }
+    set params(v) { this._params = v; }
     get query() {
       let q = this._query;
       if (q === undefined) q = this._query = parseQuery(this._qs);
