@@ -8,8 +8,9 @@
 //! the VM exactly once: one call of the prelude's `tick(nowMs, batch)` with a flat array of
 //! `[id, method, target, flags, body]` quintuples. Responses with string bodies made while
 //! `tick` runs (synchronous handlers, timers) are queued in JS: their numbers in shared
-//! memory, their header lines and bodies appended to one string, which `tick` hands to the
-//! native `flush` once at its end (one call and one UTF-8 conversion per tick). Responses made
+//! memory, their header lines and bodies appended to one string, which `tick` returns (one
+//! UTF-8 conversion per tick, no native call; the native `flush` only when the queue of 512
+//! fills up in the middle of a tick). Responses made
 //! later (promise continuations, which drain when the outermost entry returns) and bytes
 //! bodies go through the native `respond` one by one. Both append the bytes to one arena per
 //! tick (`State::arena`); after the entry the runtime gets each as a borrowed
@@ -710,12 +711,22 @@ impl Engine {
             // Responses JS queued but did not flush (answered in promise continuations after
             // `tick` returned, or before the watchdog stopped it) go out now, before a stop
             // answers anything with 503.
+            // `tick` returns the text of the responses it queued (records in SH_OUT): taken
+            // here, without a native call from JS. If the entry ended in an exception (the
+            // watchdog stopped it, in `tick` or in the microtasks after it), the prelude's
+            // `flush` returns what is still queued, before any 503 is decided.
             if self.shared(SH_OUT_COUNT) > 0.0 {
-                if stopped != 0.0 {
-                    self.clear_stale_exception();
-                    self.arm_watchdog();
-                }
-                self.call_flush();
+                let text = if !r.is_null() && stopped == 0.0 {
+                    r
+                } else {
+                    if stopped != 0.0 {
+                        self.clear_stale_exception();
+                        self.arm_watchdog();
+                    }
+                    self.call_flush()
+                };
+                // SAFETY: state is live; no JS runs now; `text` is on this frame.
+                take_queued(unsafe { &mut *self.state }, ctx, text);
             }
             if stopped != 0.0 {
                 self.clear_stale_exception();
@@ -757,7 +768,7 @@ impl Engine {
     }
 
     /// Runs the prelude's `flush` (queued responses only; no user code).
-    fn call_flush(&mut self) {
+    fn call_flush(&mut self) -> JSValueRef {
         let mut exc: JSValueRef = ptr::null();
         // SAFETY: flush_fn is protected and live; no arguments.
         let r = unsafe {
@@ -774,6 +785,7 @@ impl Engine {
             let msg = js::describe_exception(self.ctx, exc);
             self.log(3, &format!("internal error in flush: {msg}"));
         }
+        r
     }
 
     /// Frees the requests JS answered during the entry that just ended.
@@ -1485,90 +1497,117 @@ fn out_len(v: f64) -> Option<usize> {
 }
 
 native_fn! {
-    /// `flush(text)`: the string responses JS queued during `tick`, in one call and one string
-    /// conversion instead of a `respond` call each. Shared memory holds SH_OUT_COUNT records
-    /// (id, status, Content-Type code, header-lines length, body length; lengths in UTF-16
-    /// units) and `text` their header lines and bodies back to back. Resets the count.
+    /// `flush(text)`: called by JS when its response queue is full in the middle of `tick`
+    /// (see [`take_queued`]).
     fn native_flush(ctx) |st, a| {
-        let n = (st.shared[SH_OUT_COUNT] as usize).min(OUT_CAP);
-        st.shared[SH_OUT_COUNT] = 0.0;
-        let t = arg(a, 0);
-        // SAFETY: ctx and t are live.
-        if n == 0 || t.is_null() || !unsafe { JSValueIsString(ctx, t) } {
-            return Ok(st.undefined);
-        }
-        let mut exc: JSValueRef = ptr::null();
-        // SAFETY: ctx and t are live; the copy is released by JsString.
-        let s = JsString(unsafe { JSValueToStringCopy(ctx, t, &mut exc) });
-        // SAFETY: s is live (null gives 0).
-        let units = if s.0.is_null() { 0 } else { unsafe { JSStringGetLength(s.0) } };
-        let lens = |st: &State, k: usize| {
-            let r = SH_OUT + k * OUT_STRIDE;
-            (out_len(st.shared[r + 3]), out_len(st.shared[r + 4]))
-        };
-        let mut total = Some(0usize);
-        for k in 0..n {
-            total = match (total, lens(st, k)) {
-                (Some(t), (Some(h), Some(b))) => Some(t + h + b),
-                _ => None,
-            };
-        }
-        if total != Some(units) {
-            // The records and the text disagree (a bug, or a stop between the two writes):
-            // never guess which bytes belong to whom.
-            log_line(&st.log_prefix, 3, "internal error: response queue out of step; answering 500");
-            for k in 0..n {
-                let id = st.shared[SH_OUT + k * OUT_STRIDE] as u64;
-                if let Some(rid) = take_answer(st, id) {
-                    st.push_done(rid, 500.0, CT_TEXT, b"", b"Internal Server Error");
-                }
-            }
-            return Ok(st.undefined);
-        }
-        let base = st.arena.len();
-        js::append_utf8_fast(s.0, &mut st.arena);
-        // All ASCII (as many bytes as UTF-16 units): the lengths are byte lengths, and each
-        // response's bytes stay where the conversion put them. Otherwise convert each piece
-        // from its UTF-16 units, as `respond` would have (a surrogate pair split between two
-        // pieces stays two lone surrogates).
-        let ascii = st.arena.len() - base == units;
-        let wide: &[u16] = if ascii {
-            &[]
-        } else {
-            st.arena.truncate(base);
-            // SAFETY: s is live; the characters pointer stays valid while it lives, and holds
-            // `units` code units.
-            unsafe {
-                let p = JSStringGetCharactersPtr(s.0);
-                if p.is_null() { &[] } else { std::slice::from_raw_parts(p, units) }
-            }
-        };
-        let mut pos = 0;
-        for k in 0..n {
-            let (h, b) = lens(st, k);
-            let (h, b) = (h.unwrap_or(0), b.unwrap_or(0)); // checked above
-            let r = SH_OUT + k * OUT_STRIDE;
-            let id = st.shared[r] as u64;
-            let (status, ctype) = (st.shared[r + 1], st.shared[r + 2]);
-            let (lines, body) = if ascii {
-                (base + pos..base + pos + h, base + pos + h..base + pos + h + b)
-            } else {
-                let start = st.arena.len();
-                if wide.len() == units {
-                    js::utf16_to_utf8(&wide[pos..pos + h], &mut st.arena);
-                }
-                let mid = st.arena.len();
-                if wide.len() == units {
-                    js::utf16_to_utf8(&wide[pos + h..pos + h + b], &mut st.arena);
-                }
-                (start..mid, mid..st.arena.len())
-            };
-            pos += h + b;
-            if let Some(rid) = take_answer(st, id) {
-                st.push_done_at(rid, status, ctype, lines, body);
-            }
-        }
+        take_queued(st, ctx, arg(a, 0));
         Ok(st.undefined)
+    }
+}
+
+/// The string responses JS queued during `tick`: one string conversion for all of them
+/// instead of a `respond` call each. Shared memory holds SH_OUT_COUNT records (id, status,
+/// Content-Type code, header-lines length, body length; lengths in UTF-16 units) and `t` is
+/// their header lines and bodies back to back. Resets the count. If `t` is not a string or
+/// does not match the records, every queued request is answered 500: bytes are never
+/// guessed.
+fn take_queued(st: &mut State, ctx: JSContextRef, t: JSValueRef) {
+    let n = (st.shared[SH_OUT_COUNT] as usize).min(OUT_CAP);
+    st.shared[SH_OUT_COUNT] = 0.0;
+    if n == 0 {
+        return;
+    }
+    // SAFETY: ctx and t are live (t may be null: checked first).
+    let text = !t.is_null() && unsafe { JSValueIsString(ctx, t) };
+    let mut exc: JSValueRef = ptr::null();
+    let s = if text {
+        // SAFETY: ctx and t are live; the copy is released by JsString.
+        JsString(unsafe { JSValueToStringCopy(ctx, t, &mut exc) })
+    } else {
+        JsString(ptr::null_mut())
+    };
+    let units = if s.0.is_null() {
+        None
+    } else {
+        // SAFETY: s is a live string.
+        Some(unsafe { JSStringGetLength(s.0) })
+    };
+    let lens = |st: &State, k: usize| {
+        let r = SH_OUT + k * OUT_STRIDE;
+        (out_len(st.shared[r + 3]), out_len(st.shared[r + 4]))
+    };
+    let mut total = Some(0usize);
+    for k in 0..n {
+        total = match (total, lens(st, k)) {
+            (Some(t), (Some(h), Some(b))) => Some(t + h + b),
+            _ => None,
+        };
+    }
+    let Some(units) = units.filter(|&u| total == Some(u)) else {
+        // The records and the text disagree (a bug, or a stop between the two writes):
+        // never guess which bytes belong to whom.
+        log_line(
+            &st.log_prefix,
+            3,
+            "internal error: response queue out of step; answering 500",
+        );
+        for k in 0..n {
+            let id = st.shared[SH_OUT + k * OUT_STRIDE] as u64;
+            if let Some(rid) = take_answer(st, id) {
+                st.push_done(rid, 500.0, CT_TEXT, b"", b"Internal Server Error");
+            }
+        }
+        return;
+    };
+    let base = st.arena.len();
+    js::append_utf8_fast(s.0, &mut st.arena);
+    // All ASCII (as many bytes as UTF-16 units): the lengths are byte lengths, and each
+    // response's bytes stay where the conversion put them. Otherwise convert each piece
+    // from its UTF-16 units, as `respond` would have (a surrogate pair split between two
+    // pieces stays two lone surrogates).
+    let ascii = st.arena.len() - base == units;
+    let wide: &[u16] = if ascii {
+        &[]
+    } else {
+        st.arena.truncate(base);
+        // SAFETY: s is live; the characters pointer stays valid while it lives, and holds
+        // `units` code units.
+        unsafe {
+            let p = JSStringGetCharactersPtr(s.0);
+            if p.is_null() {
+                &[]
+            } else {
+                std::slice::from_raw_parts(p, units)
+            }
+        }
+    };
+    let mut pos = 0;
+    for k in 0..n {
+        let (h, b) = lens(st, k);
+        let (h, b) = (h.unwrap_or(0), b.unwrap_or(0)); // checked above
+        let r = SH_OUT + k * OUT_STRIDE;
+        let id = st.shared[r] as u64;
+        let (status, ctype) = (st.shared[r + 1], st.shared[r + 2]);
+        let (lines, body) = if ascii {
+            (
+                base + pos..base + pos + h,
+                base + pos + h..base + pos + h + b,
+            )
+        } else {
+            let start = st.arena.len();
+            if wide.len() == units {
+                js::utf16_to_utf8(&wide[pos..pos + h], &mut st.arena);
+            }
+            let mid = st.arena.len();
+            if wide.len() == units {
+                js::utf16_to_utf8(&wide[pos + h..pos + h + b], &mut st.arena);
+            }
+            (start..mid, mid..st.arena.len())
+        };
+        pos += h + b;
+        if let Some(rid) = take_answer(st, id) {
+            st.push_done_at(rid, status, ctype, lines, body);
+        }
     }
 }
 

@@ -967,15 +967,15 @@
   // and usually travels to Rust as a small code (CT_CODES) instead of a header string.
   // Responses made while `tick` runs (synchronous handlers, timers) with string bodies are
   // queued: records in shared memory (SH_OUT), header lines and bodies back to back in
-  // `outText`, sent by one native flush() per tick instead of one respond() call each.
-  // Responses made later (promise continuations) go out at once through respond().
+  // `outText`, which `tick` returns to Rust (no native call; native flush() only when the
+  // queue is full). Rust zeroes SH_OUT_COUNT when it has taken them, and the next queued
+  // response starts a new `outText`, so a text lost to a stopped entry is still there for
+  // the prelude's `flush`. Responses made later (promise continuations) go out at once
+  // through respond().
   let inTick = false;
   let outText = '';
   function flushOut() {
-    if (shared[SH_OUT_COUNT] === 0) return;
-    const text = outText;
-    outText = '';
-    nativeFlush(text);
+    if (shared[SH_OUT_COUNT] !== 0) nativeFlush(outText);
   }
 
   class Response {
@@ -1133,13 +1133,14 @@
         shared[r + 1] = this.statusCode;
         shared[r + 2] = ctype;
         shared[r + 4] = body.length;
+        let piece = body;
         if (hs === undefined) {
           shared[r + 3] = 0;
-          outText += body;
         } else {
           shared[r + 3] = hs.length;
-          outText += hs + body;
+          piece = hs + body;
         }
+        outText = k === 0 ? piece : outText + piece;
         shared[SH_OUT_COUNT] = k + 1;
         return this;
       }
@@ -1512,14 +1513,15 @@
     }
     if (shared[SH_NEXT_TIMER] <= nowMs) runTimers(nowMs);
     shared[SH_CURRENT] = -2;
-    flushOut();
     inTick = false;
+    return shared[SH_OUT_COUNT] === 0 ? undefined : outText;
   }
 
-  // After an entry that left responses queued (stopped by the watchdog before its end).
+  // After an entry that ended in an exception with responses queued (the watchdog stopped
+  // it): the queued text, for Rust to take.
   function flush() {
-    flushOut();
     inTick = false;
+    return shared[SH_OUT_COUNT] === 0 ? undefined : outText;
   }
 
   function loadMain(file) {
