@@ -913,6 +913,8 @@ impl Engine {
             // SAFETY: protected above (`undefined` padding is an immediate: a no-op).
             unsafe { JSValueUnprotect(ctx, b) };
         }
+        // The urls array holds this batch's strings now; `urls_v` is on this frame.
+        st.urls.release_retired(ctx);
         st.shared[SH_BATCH_LEN] = n as f64;
         [targets_v, urls_v, bodies_v]
     }
@@ -1063,6 +1065,9 @@ struct UrlCache {
         std::hash::BuildHasherDefault<Identity>,
     >,
     seen: Vec<u64>,
+    /// Evicted strings, still protected: the batch being built may hold them in a heap
+    /// `Vec` that JSC's GC does not scan. Released once the batch array holds them.
+    retired: Vec<JSValueRef>,
 }
 
 /// Targets longer than this are not cached.
@@ -1097,7 +1102,7 @@ impl UrlCache {
             return None;
         }
         if self.map.len() >= URL_CACHE_CAP {
-            self.clear(ctx);
+            self.retired.extend(self.map.drain().map(|(_, (_, v))| v));
         }
         let s = JsString::from_latin1(target, scratch);
         // SAFETY: ctx and s are live; the value is protected until `clear`.
@@ -1108,13 +1113,21 @@ impl UrlCache {
         };
         if let Some((_, old)) = self.map.insert(h, (target.into(), v)) {
             // A hash collision: the newer target wins.
-            // SAFETY: protected once in an earlier `lookup`.
-            unsafe { JSValueUnprotect(ctx, old) };
+            self.retired.push(old);
         }
         Some(v)
     }
 
+    /// Unprotects the evicted strings (call when no heap-only reference to them is left).
+    fn release_retired(&mut self, ctx: JSContextRef) {
+        for v in self.retired.drain(..) {
+            // SAFETY: each value was protected once in `lookup`.
+            unsafe { JSValueUnprotect(ctx, v) };
+        }
+    }
+
     fn clear(&mut self, ctx: JSContextRef) {
+        self.release_retired(ctx);
         for (_, (_, v)) in self.map.drain() {
             // SAFETY: each value was protected once in `lookup`.
             unsafe { JSValueUnprotect(ctx, v) };
