@@ -846,17 +846,16 @@ impl Engine {
         };
     }
 
-    /// Writes the batch of `ids` into shared memory; returns the concatenated targets (JS
-    /// string) of the requests whose target is not a cached string, the cached targets (array
-    /// by batch index, or `undefined` when none is), the bodies (array, or `undefined` when no
-    /// request has one) and the count.
+    /// Writes the batch of `ids` into shared memory (the count in SH_BATCH_LEN; a cached
+    /// target as `-1 - slot` in the target-length field); returns the concatenated targets
+    /// (JS string, or `undefined` when every target is cached) of the others, the URL cache's
+    /// table of strings, and the bodies (array, or `undefined` when no request has one).
     fn build_batch(&mut self, ids: &[u64]) -> [JSValueRef; 3] {
         let ctx = self.ctx;
         // SAFETY: state is live; no JS runs while building (only value constructors).
         let st = unsafe { &mut *self.state };
         let mut bytes = std::mem::take(&mut st.scratch8);
         bytes.clear();
-        let mut urls: Vec<JSValueRef> = Vec::new();
         let mut bodies: Vec<JSValueRef> = Vec::new();
         let mut n = 0;
         for &id in ids {
@@ -877,11 +876,7 @@ impl Engine {
                 bytes.extend_from_slice(&p.method_other);
             }
             match st.urls.lookup(ctx, &p.target, &mut st.scratch16) {
-                Some(v) => {
-                    urls.resize(n, st.undefined);
-                    urls.push(v);
-                    st.shared[slot + 3] = -1.0;
-                }
+                Some(k) => st.shared[slot + 3] = -1.0 - f64::from(k),
                 None => {
                     bytes.extend_from_slice(&p.target);
                     st.shared[slot + 3] = p.target.len() as f64;
@@ -903,20 +898,21 @@ impl Engine {
             }
             n += 1;
         }
-        let targets = JsString::from_latin1(&bytes, &mut st.scratch16);
+        let targets_v = if bytes.is_empty() {
+            st.undefined
+        } else {
+            let targets = JsString::from_latin1(&bytes, &mut st.scratch16);
+            // SAFETY: ctx and the string are live; the value holds its own reference.
+            unsafe { JSValueMakeString(ctx, targets.0) }
+        };
         st.scratch8 = bytes;
-        // SAFETY: ctx and the string are live; the value holds its own reference.
-        let targets_v = unsafe { JSValueMakeString(ctx, targets.0) };
-        let urls_v = make_array(ctx, &mut urls, n, st.undefined);
         let bodies_v = make_array(ctx, &mut bodies, n, st.undefined);
         for &b in &bodies {
             // SAFETY: protected above (`undefined` padding is an immediate: a no-op).
             unsafe { JSValueUnprotect(ctx, b) };
         }
-        // The urls array holds this batch's strings now; `urls_v` is on this frame.
-        st.urls.release_retired(ctx);
         st.shared[SH_BATCH_LEN] = n as f64;
-        [targets_v, urls_v, bodies_v]
+        [targets_v, st.urls.table(st.undefined), bodies_v]
     }
 
     /// Answers requests that waited longer than the response timeout with 504.
@@ -1051,86 +1047,111 @@ fn make_array(
     arr as JSValueRef
 }
 
-/// Request targets seen at least twice recently, as protected JS strings: a hot URL reaches JS
-/// as a ready (flat, 8-bit) string, which compares and splits faster than a slice of the batch
-/// string, and lets the prelude cache its path/query split. A target enters on its second
-/// sighting (a direct-mapped table of recent hashes), so that a stream of unique URLs costs
-/// one hash and two probes per request and never fills the cache.
-#[derive(Default)]
+/// Request targets seen at least twice recently, as JS strings in a protected JS array (the
+/// table): a hot URL reaches JS as a ready (flat, 8-bit) string, by its slot in the table,
+/// which compares and splits faster than a slice of the batch string and lets the prelude
+/// cache its path/query split. A target enters on its second sighting (a direct-mapped table
+/// of recent hashes), so that a stream of unique URLs costs one hash and two probes per
+/// request and never fills the cache. Only an insertion makes an API call; a batch passes
+/// slot numbers in shared memory.
 struct UrlCache {
-    /// By FNV-1a hash of the target: the target and its string.
-    map: std::collections::HashMap<
-        u64,
-        (Box<[u8]>, JSValueRef),
-        std::hash::BuildHasherDefault<Identity>,
-    >,
+    /// By FNV-1a hash of the target: the target and its slot.
+    map: std::collections::HashMap<u64, (Box<[u8]>, u32), std::hash::BuildHasherDefault<Identity>>,
     seen: Vec<u64>,
-    /// Evicted strings, still protected: the batch being built may hold them in a heap
-    /// `Vec` that JSC's GC does not scan. Released once the batch array holds them.
-    retired: Vec<JSValueRef>,
+    /// The JS array of strings by slot (protected; null until the first insertion).
+    table: JSObjectRef,
+    /// The next free slot.
+    next: u32,
+}
+
+impl Default for UrlCache {
+    fn default() -> UrlCache {
+        UrlCache {
+            map: Default::default(),
+            seen: Vec::new(),
+            table: ptr::null_mut(),
+            next: 0,
+        }
+    }
 }
 
 /// Targets longer than this are not cached.
 const URL_CACHE_LEN: usize = 256;
-/// Entries at most; the cache is emptied when it is full.
-const URL_CACHE_CAP: usize = 256;
+/// Slots; when all are used the cache starts over (the table's old strings are overwritten
+/// as slots are reused).
+const URL_CACHE_CAP: u32 = 256;
 /// Slots of the recent-hash table.
 const URL_SEEN_SLOTS: usize = 1024;
 
 impl UrlCache {
-    fn lookup(
-        &mut self,
-        ctx: JSContextRef,
-        target: &[u8],
-        scratch: &mut Vec<u16>,
-    ) -> Option<JSValueRef> {
+    /// The slot of `target`'s string in the table, if it is hot.
+    fn lookup(&mut self, ctx: JSContextRef, target: &[u8], scratch: &mut Vec<u16>) -> Option<u32> {
         if target.len() > URL_CACHE_LEN {
             return None;
         }
         let h = fnv1a(target);
-        if let Some((t, v)) = self.map.get(&h) {
+        if let Some((t, slot)) = self.map.get(&h) {
             if **t == *target {
-                return Some(*v);
+                return Some(*slot);
             }
         }
         if self.seen.is_empty() {
             self.seen = vec![0; URL_SEEN_SLOTS];
         }
-        let slot = &mut self.seen[(h as usize) % URL_SEEN_SLOTS];
-        if *slot != h {
-            *slot = h;
+        let seen = &mut self.seen[(h as usize) % URL_SEEN_SLOTS];
+        if *seen != h {
+            *seen = h;
             return None;
         }
-        if self.map.len() >= URL_CACHE_CAP {
-            self.retired.extend(self.map.drain().map(|(_, (_, v))| v));
+        let mut exc: JSValueRef = ptr::null();
+        if self.table.is_null() {
+            // SAFETY: ctx is live; an empty array needs no argument pointer; protected until
+            // `clear`.
+            let t = unsafe { JSObjectMakeArray(ctx, 0, ptr::null(), &mut exc) };
+            if t.is_null() {
+                return None; // (a stale exception; the next sighting tries again)
+            }
+            // SAFETY: t is a live object.
+            unsafe { JSValueProtect(ctx, t as JSValueRef) };
+            self.table = t;
+        }
+        if self.next == URL_CACHE_CAP {
+            self.map.clear();
+            self.next = 0;
         }
         let s = JsString::from_latin1(target, scratch);
-        // SAFETY: ctx and s are live; the value is protected until `clear`.
-        let v = unsafe {
+        let slot = self.next;
+        // SAFETY: ctx, the table and s are live; the string value is stored into the table
+        // by the same call that makes it reachable (no allocation in between).
+        unsafe {
             let v = JSValueMakeString(ctx, s.0);
-            JSValueProtect(ctx, v);
-            v
-        };
-        if let Some((_, old)) = self.map.insert(h, (target.into(), v)) {
-            // A hash collision: the newer target wins.
-            self.retired.push(old);
+            JSObjectSetPropertyAtIndex(ctx, self.table, slot, v, &mut exc);
         }
-        Some(v)
+        if !exc.is_null() {
+            return None;
+        }
+        self.next += 1;
+        // A hash collision replaces the older target (its slot is simply not used again
+        // until the cache starts over).
+        self.map.insert(h, (target.into(), slot));
+        Some(slot)
     }
 
-    /// Unprotects the evicted strings (call when no heap-only reference to them is left).
-    fn release_retired(&mut self, ctx: JSContextRef) {
-        for v in self.retired.drain(..) {
-            // SAFETY: each value was protected once in `lookup`.
-            unsafe { JSValueUnprotect(ctx, v) };
+    /// The table for JS (`undefined` before the first insertion).
+    fn table(&self, undefined: JSValueRef) -> JSValueRef {
+        if self.table.is_null() {
+            undefined
+        } else {
+            self.table as JSValueRef
         }
     }
 
     fn clear(&mut self, ctx: JSContextRef) {
-        self.release_retired(ctx);
-        for (_, (_, v)) in self.map.drain() {
-            // SAFETY: each value was protected once in `lookup`.
-            unsafe { JSValueUnprotect(ctx, v) };
+        self.map.clear();
+        if !self.table.is_null() {
+            // SAFETY: protected once when it was made.
+            unsafe { JSValueUnprotect(ctx, self.table as JSValueRef) };
+            self.table = ptr::null_mut();
         }
     }
 }

@@ -320,6 +320,13 @@ jsc_api! {
         property_index: c_uint,
         exception: *mut JSValueRef,
     ) -> JSValueRef;
+    pub fn JSObjectSetPropertyAtIndex(
+        ctx: JSContextRef,
+        object: JSObjectRef,
+        property_index: c_uint,
+        value: JSValueRef,
+        exception: *mut JSValueRef,
+    );
 
     pub fn JSObjectMakeArrayBufferWithBytesNoCopy(
         ctx: JSContextRef,

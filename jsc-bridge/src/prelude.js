@@ -1482,12 +1482,13 @@
         method = targets.slice(off, off + shared[b + 2]);
         off += shared[b + 2];
       }
-      // A hot target comes as a ready string (length -1; its path/query split is cached
-      // here too); the others are slices of the batch's concatenated targets.
+      // A hot target comes as a ready string (length -1 - its slot in Rust's table of hot
+      // targets; its path/query split is cached here too); the others are slices of the
+      // batch's concatenated targets.
       const tl = shared[b + 3];
       let url, parts;
       if (tl < 0) {
-        url = urls[i];
+        url = urls[-1 - tl];
         parts = urlParts.get(url);
         if (parts === undefined) {
           parts = splitTarget(url);
