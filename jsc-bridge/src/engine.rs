@@ -5,8 +5,11 @@
 //!
 //! [`Engine::push`] copies what JS may need from the request view (the view dies when
 //! `handle` returns) into a `Pending` entry and queues its id. [`Engine::tick`] then enters
-//! the VM exactly once: one call of the prelude's `tick(nowMs, batch)` with a flat array of
-//! `[id, method, target, flags, body]` quintuples. Responses with string bodies made while
+//! the VM exactly once: one call of the prelude's `tick(targets, bodies, dropped, urls)` for a
+//! batch described in shared memory (per request: id, method code, method length, target
+//! length or `-1 - slot` of a hot target in the URL cache's table, flags; the time in
+//! `SH_NOW`), with the other targets concatenated in one string and the bodies in an array.
+//! Responses with string bodies made while
 //! `tick` runs (synchronous handlers, timers) are queued in JS: their numbers in shared
 //! memory, their header lines and bodies appended to one string, which `tick` returns (one
 //! UTF-8 conversion per tick, no native call; the native `flush` only when the queue of 512
@@ -128,6 +131,8 @@ const SH_RESP_CTYPE: usize = 8;
 const SH_BATCH_LEN: usize = 9;
 const SH_RESUME_OFFSET: usize = 10;
 const SH_OUT_COUNT: usize = 11;
+/// The tick's time (ms since VM start): a number in shared memory costs no API call.
+const SH_NOW: usize = 12;
 const SH_BATCH: usize = 16;
 const BATCH_STRIDE: usize = 5;
 /// Requests per VM entry; more in one tick are run in several entries.
@@ -679,11 +684,10 @@ impl Engine {
         let n = self.shared(SH_BATCH_LEN) as usize;
         self.set_shared(SH_RESUME, 0.0);
         self.set_shared(SH_RESUME_OFFSET, 0.0);
-        // SAFETY: ctx is live.
-        let now = unsafe { JSValueMakeNumber(ctx, now_ms) };
+        self.set_shared(SH_NOW, now_ms);
         // The array lives on this frame while JS may run, where JSC's conservative stack
         // scan sees its values.
-        let argv = [now, targets, bodies, dropped, urls];
+        let argv = [targets, bodies, dropped, urls];
         loop {
             self.set_shared(SH_CURRENT, -2.0);
             // SAFETY: state is live; no JS runs now.

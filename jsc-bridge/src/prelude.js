@@ -33,6 +33,7 @@
   const SH_BATCH_LEN = 9;      // requests in this batch
   const SH_RESUME_OFFSET = 10; // offset into the targets string at SH_RESUME
   const SH_OUT_COUNT = 11;     // responses queued for flush()
+  const SH_NOW = 12;           // the tick's time, ms since VM start
   const SH_BATCH = 16;         // per request: id, method code, method length, target length, flags
   const BATCH_CAP = 512;
   // Queued responses: id, status, Content-Type code, header-lines length, body length.
@@ -1463,7 +1464,8 @@
   // method for unusual methods, back to back), `bodies` (array by batch index, or undefined),
   // `dropped` (ids Rust answered or gave up on since the last tick: 504, 503, closed
   // connection; or undefined), then due timers.
-  function tick(nowMs, targets, bodies, dropped, urls) {
+  function tick(targets, bodies, dropped, urls) {
+    const nowMs = shared[SH_NOW];
     inTick = true;
     if (dropped !== undefined) {
       for (let i = 0; i < dropped.length; i++) awaiting.delete(dropped[i]);
