@@ -47,6 +47,7 @@ pub static REGISTRY: &[&KernelMeta] = &[
     asm::AES_GCM_OPEN.meta(),
     chacha_asm::CHACHA20_XOR.meta(),
     chacha_asm::CHACHA20_POLY1305_XOR.meta(),
+    chacha_asm::CHACHA20_POLY1305_KS.meta(),
     chacha_asm::POLY1305_BLOCKS.meta(),
 ];
 
@@ -77,6 +78,10 @@ pub fn init() -> Result<Vec<(&'static str, &'static str)>, SelectError> {
         pick(
             "chacha20_poly1305_xor",
             chacha_asm::CHACHA20_POLY1305_XOR.init(),
+        )?,
+        pick(
+            "chacha20_poly1305_ks",
+            chacha_asm::CHACHA20_POLY1305_KS.init(),
         )?,
         pick("poly1305_blocks", chacha_asm::POLY1305_BLOCKS.init())?,
     ])
