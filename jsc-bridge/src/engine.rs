@@ -824,15 +824,15 @@ impl Engine {
         if st.dropped.is_empty() {
             return st.undefined;
         }
-        let vals: Vec<JSValueRef> = st
+        // Numbers are immediates (nothing for the GC to lose while they sit in the Vec).
+        let mut vals: Vec<JSValueRef> = st
             .dropped
             .drain(..)
             // SAFETY: ctx is live.
             .map(|id| unsafe { JSValueMakeNumber(ctx, id as f64) })
             .collect();
-        let mut exc: JSValueRef = ptr::null();
-        // SAFETY: vals are live values on this stack frame.
-        unsafe { JSObjectMakeArray(ctx, vals.len(), vals.as_ptr(), &mut exc) as JSValueRef }
+        let n = vals.len();
+        make_array(ctx, &mut vals, n, st.undefined)
     }
 
     /// (Re-)arms JSC's execution time limit for the next entry. JSC does not reliably re-arm
@@ -1028,6 +1028,7 @@ impl HeaderList for JsHeaders<'_> {
 }
 
 /// `vals` (padded with `undefined` to `n`) as a JS array; `undefined` when `vals` is empty.
+/// Retries once after a stale exception (see `Engine::clear_stale_exception`).
 fn make_array(
     ctx: JSContextRef,
     vals: &mut Vec<JSValueRef>,
