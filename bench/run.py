@@ -153,6 +153,30 @@ def run_load(scenario, port, client_cpu, duration):
     return (parse_h2load if scenario == "pipelined" else parse_wrk)(out), out
 
 
+def measure(name, pid, port, scenarios, load, client_cpu, duration, warm_paths, verbose=False):
+    """One server's run: 1 s of wrk per path in `warm_paths` (JITs, buffer pools), then each
+    scenario through `load(scenario, port, client_cpu, duration)`. Returns, per scenario,
+    req/s, p99, server CPU us per request (utime+stime delta / requests), RSS and its anonymous
+    part after the run, non-2xx count, and whether p99 is only a bound (h2load's max)."""
+    for path in warm_paths:
+        subprocess.run(["taskset", "-c", client_cpu, "wrk", "-t1", "-c16", "-d1s",
+                        f"http://127.0.0.1:{port}{path}"], capture_output=True)
+    out = {}
+    for sc in scenarios:
+        c0 = cpu_ticks(pid)
+        (reqs, rps, p99, errors), text = load(sc, port, client_cpu, duration)
+        c1 = cpu_ticks(pid)
+        rss, anon = rss_kib(pid)
+        us = (c1 - c0) / TICK * 1e6 / reqs if reqs else float("nan")
+        out[sc] = dict(rps=rps, p99=p99, us=us, rss=rss, anon=anon, errors=errors,
+                       bound=(sc == "pipelined"))
+        if verbose:
+            print(text)
+        print(f"  {name:8} {sc:10} {rps:>11.0f} req/s  {us:6.2f} us/req  rss {rss/1024:.1f} MiB",
+              file=sys.stderr)
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--duration", type=int, default=5)
@@ -185,22 +209,10 @@ def main():
                 continue
             try:
                 time.sleep(0.3)
-                # Warm-up (JITs, buffer pools).
-                subprocess.run(["taskset", "-c", args.client_cpu, "wrk", "-t1", "-c16", "-d1s",
-                                f"http://127.0.0.1:{port}/"], capture_output=True)
-                for sc in scenarios:
-                    c0 = cpu_ticks(p.pid)
-                    (reqs, rps, p99, errors), out = run_load(sc, port, args.client_cpu, args.duration)
-                    c1 = cpu_ticks(p.pid)
-                    rss, anon = rss_kib(p.pid)
-                    us = (c1 - c0) / TICK * 1e6 / reqs if reqs else float("nan")
-                    runs.setdefault((name, sc), []).append(
-                        dict(rps=rps, p99=p99, us=us, rss=rss, anon=anon, errors=errors,
-                             bound=(sc == "pipelined")))
-                    if args.verbose:
-                        print(out)
-                    print(f"  {name:8} {sc:10} {rps:>11.0f} req/s  {us:6.2f} us/req  rss {rss/1024:.1f} MiB",
-                          file=sys.stderr)
+                got = measure(name, p.pid, port, scenarios, run_load, args.client_cpu,
+                              args.duration, ["/"], args.verbose)
+                for sc, r in got.items():
+                    runs.setdefault((name, sc), []).append(r)
             finally:
                 stop(p)
             time.sleep(0.5)

@@ -89,19 +89,10 @@ def main():
             continue
         try:
             time.sleep(0.3)
-            for path in ("/", "/json", "/users/1?q=x"):  # warm-up: JITs, buffer pools
-                subprocess.run(["taskset", "-c", args.client_cpu, "wrk", "-t1", "-c16", "-d1s",
-                                f"http://127.0.0.1:{port}{path}"], capture_output=True)
-            for sc in scenarios:
-                c0 = base.cpu_ticks(p.pid)
-                (reqs, rps, p99, errors), _ = load(sc, port, args.client_cpu, args.duration)
-                c1 = base.cpu_ticks(p.pid)
-                rss, _hwm = base.rss_kib(p.pid)
-                us = (c1 - c0) / base.TICK * 1e6 / reqs if reqs else float("nan")
-                runs.setdefault((name, sc), []).append(
-                    dict(rps=rps, p99=p99, us=us, rss=rss, errors=errors, bound=(sc == "pipelined")))
-                print(f"  {name:8} {sc:10} {rps:>11.0f} req/s  {us:6.2f} us/req  rss {rss/1024:.1f} MiB",
-                      file=sys.stderr)
+            got = base.measure(name, p.pid, port, scenarios, load, args.client_cpu, args.duration,
+                               ["/", "/json", "/users/1?q=x"])
+            for sc, r in got.items():
+                runs.setdefault((name, sc), []).append(r)
         finally:
             base.stop(p)
         time.sleep(0.5)
