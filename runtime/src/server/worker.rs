@@ -83,9 +83,7 @@ pub(crate) struct Worker {
     slots: Vec<Slot>,
     free: Vec<u32>,
     live: usize,
-    pool_in: Vec<Vec<u8>>,
-    pool_out: Vec<Vec<u8>>,
-    in_size: usize,
+    pools: Pools,
     wheel: TimerWheel,
     date: DateCache,
     spans: Vec<HeaderSpan>,
@@ -134,9 +132,11 @@ impl Worker {
             slots: Vec::new(),
             free: Vec::new(),
             live: 0,
-            pool_in: Vec::new(),
-            pool_out: Vec::new(),
-            in_size,
+            pools: Pools {
+                inputs: Vec::new(),
+                outputs: Vec::new(),
+                in_size,
+            },
             wheel: TimerWheel::new(now, tick, 1024),
             date: DateCache::default(),
             spans: vec![HeaderSpan::default(); cfg.limits.max_headers.max(1)],
@@ -366,11 +366,7 @@ impl Worker {
             self.linger(slot);
             return;
         }
-        if !l.conn.has_buffers() {
-            let inb = self.pool_in.pop().unwrap_or_default();
-            let outb = self.pool_out.pop().unwrap_or_default();
-            l.conn.set_buffers(inb, outb, self.in_size);
-        }
+        self.pools.attach(&mut l.conn);
         let mut drained = l.input_drained && !read_to_eof;
         let mut dead = false;
         let mut blocked = false;
@@ -488,14 +484,8 @@ impl Worker {
             self.close_conn(slot);
             return;
         }
-        if l.conn.buffers_idle() && l.conn.has_buffers() {
-            let (inb, outb) = l.conn.take_buffers();
-            if inb.len() == self.in_size && self.pool_in.len() < POOL_MAX {
-                self.pool_in.push(inb);
-            }
-            if outb.capacity() <= OUT_KEEP && self.pool_out.len() < POOL_MAX {
-                self.pool_out.push(outb);
-            }
+        if l.conn.buffers_idle() {
+            self.pools.release(&mut l.conn);
         }
         self.schedule(slot);
     }
@@ -561,11 +551,7 @@ impl Worker {
                         self.close_conn(slot);
                     } else {
                         // Header (or body) read timeout: answer 408, close.
-                        if !l.conn.has_buffers() {
-                            let inb = self.pool_in.pop().unwrap_or_default();
-                            let outb = self.pool_out.pop().unwrap_or_default();
-                            l.conn.set_buffers(inb, outb, self.in_size);
-                        }
+                        self.pools.attach(&mut l.conn);
                         l.conn.timeout(self.date.get());
                         self.drive(slot, false);
                     }
@@ -580,6 +566,7 @@ impl Worker {
         let mut sink = Sink {
             slots: &mut self.slots,
             dirty: &mut self.dirty,
+            pools: &mut self.pools,
             date: self.date.get(),
             log: if self.cfg.access_log {
                 Some(&mut self.log)
@@ -625,15 +612,7 @@ impl Worker {
         }
         sys::epoll_del(self.ep.0, l.fd);
         sys::close(l.fd);
-        if l.conn.has_buffers() {
-            let (inb, outb) = l.conn.take_buffers();
-            if inb.len() == self.in_size && self.pool_in.len() < POOL_MAX {
-                self.pool_in.push(inb);
-            }
-            if outb.capacity() <= OUT_KEEP && self.pool_out.len() < POOL_MAX {
-                self.pool_out.push(outb);
-            }
-        }
+        self.pools.release(&mut l.conn);
         self.free.push(slot);
         self.live -= 1;
     }
@@ -687,10 +666,47 @@ fn flush(l: &mut Live) -> Flush {
     }
 }
 
+/// Pooled connection buffers: a connection holds an input and an output
+/// buffer only while it has bytes in flight, so that idle keep-alive
+/// connections cost no buffer memory.
+struct Pools {
+    inputs: Vec<Vec<u8>>,
+    outputs: Vec<Vec<u8>>,
+    /// Length of a pooled input buffer.
+    in_size: usize,
+}
+
+impl Pools {
+    /// Gives `conn` buffers if it has none.
+    fn attach(&mut self, conn: &mut Conn) {
+        if !conn.has_buffers() {
+            let inb = self.inputs.pop().unwrap_or_default();
+            let outb = self.outputs.pop().unwrap_or_default();
+            conn.set_buffers(inb, outb, self.in_size);
+        }
+    }
+
+    /// Takes `conn`'s buffers back (the caller knows they hold nothing).
+    /// Buffers that grew are freed rather than pooled.
+    fn release(&mut self, conn: &mut Conn) {
+        if !conn.has_buffers() {
+            return;
+        }
+        let (inb, outb) = conn.take_buffers();
+        if inb.len() == self.in_size && self.inputs.len() < POOL_MAX {
+            self.inputs.push(inb);
+        }
+        if outb.capacity() <= OUT_KEEP && self.outputs.len() < POOL_MAX {
+            self.outputs.push(outb);
+        }
+    }
+}
+
 /// Routes deferred completions to their connections.
 struct Sink<'a> {
     slots: &'a mut Vec<Slot>,
     dirty: &'a mut Vec<u32>,
+    pools: &'a mut Pools,
     date: &'a [u8],
     log: Option<&'a mut Vec<u8>>,
 }
@@ -706,6 +722,11 @@ impl Complete for Sink<'_> {
         let Some(l) = s.live.as_mut() else {
             return false;
         };
+        // The connection gave its buffers back when the request went to the
+        // handler; the response is written into pooled ones rather than a
+        // fresh allocation (which `drive` would then have to keep, dropping
+        // the pooled buffer it attaches).
+        self.pools.attach(&mut l.conn);
         if !l
             .conn
             .complete(id.seq, response, self.date, self.log.as_deref_mut())
