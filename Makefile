@@ -48,6 +48,7 @@ clippy:
 unit:
 	$(CARGO) test --workspace --locked
 	MARG_KERNELS=baseline $(CARGO) test --locked -p kernels -p verify
+	MARG_IO=epoll $(CARGO) test --locked -p marg-tests
 
 check-kernels:
 	$(CARGO) run --locked -q -p marg-gen-cli -- check

@@ -92,6 +92,8 @@ SERVE OPTIONS:
     --shutdown-timeout DUR    graceful shutdown deadline for in-flight requests
                               [default: 10s]
     --test-routes             enable /echo, /stream, /delay?ms=N, /panic (tests)
+    --io auto|epoll|uring     socket I/O: io_uring where the kernel allows it,
+                              else epoll [default: auto]
     --verbose                 log accept errors and the like to stderr
 
 JAVASCRIPT APP OPTIONS:
@@ -110,8 +112,9 @@ JAVASCRIPT APP OPTIONS:
 
 ENVIRONMENT:
     MARG_KERNELS=LEVEL        force a kernel level (baseline, avx2, avx512, ...)
-    MARG_DEV=1, MARG_JS_CPU_LIMIT=DUR, MARG_JS_TIMEOUT=DUR
-                              fallbacks for --dev, --js-cpu-limit, --js-timeout
+    MARG_IO=auto|epoll|uring, MARG_DEV=1, MARG_JS_CPU_LIMIT=DUR, MARG_JS_TIMEOUT=DUR
+                              fallbacks for --io, --dev, --js-cpu-limit,
+                              --js-timeout
 ";
 
 /// Runs the `marg` command line; `js` loads a JavaScript app.
@@ -214,6 +217,9 @@ fn parse_num<T: std::str::FromStr>(flag: &str, v: &str) -> Result<T, String> {
 /// Parses `marg serve` arguments; `Ok(None)` for `--help`.
 pub fn parse_serve(args: &[String]) -> Result<Option<Config>, String> {
     let mut cfg = Config::default();
+    if let Ok(v) = std::env::var("MARG_IO") {
+        cfg.io = v.parse().map_err(|e| format!("MARG_IO: {e}"))?;
+    }
     let mut i = 0;
     while i < args.len() {
         let a = args[i].as_str();
@@ -249,6 +255,7 @@ pub fn parse_serve(args: &[String]) -> Result<Option<Config>, String> {
             "--access-log" => cfg.access_log = true,
             "--test-routes" => cfg.test_routes = true,
             "--verbose" => cfg.verbose = true,
+            "--io" => cfg.io = value()?.parse()?,
             "--dev" => cfg.dev = true,
             "--js-cpu-limit" => cfg.js_cpu_limit = Some(parse_duration(flag, &value()?)?),
             "--js-timeout" => cfg.js_timeout = Some(parse_duration(flag, &value()?)?),
@@ -346,8 +353,9 @@ fn serve(mut cfg: Config, js: Option<JsLoader>) -> Result<(), Error> {
             a.ip().to_string()
         };
         println!(
-            "marg listening on http://{host}:{} ({what}; workers: {workers}; kernels: {kernels})",
-            a.port()
+            "marg listening on http://{host}:{} ({what}; workers: {workers}; io: {}; kernels: {kernels})",
+            a.port(),
+            s.io_backend()
         );
         use std::io::Write;
         let _ = std::io::stdout().flush();

@@ -9,19 +9,21 @@
 //! |---|---|
 //! | [`handler`] | [`Request`] view, [`Response`] writer, [`Handler`] / [`HandlerFactory`], deferred completion |
 //! | [`http1`] | RFC 9112 parsing ([`http1::parse`]) and the connection state machine ([`http1::conn`]), no sockets |
-//! | [`server`] | [`server::Config`], start-up, the per-core workers (epoll, timer wheel, buffer pools, eventfd mailbox), signals |
+//! | [`server`] | [`server::Config`], start-up, the per-core workers (io_uring or epoll, timer wheel, buffer pools, eventfd mailbox), signals |
 //! | [`static_files`] | `--static DIR` |
 //! | [`hello`] | the built-in handler (`Hello, World!`, `/json`, test routes) |
 //! | [`cli`] | `marg serve`, `marg kernels` |
 //!
 //! # A request's path
 //!
-//! A worker's edge-triggered epoll loop wakes for a readable socket, takes a
-//! 4 KiB input buffer from its pool and reads once; [`http1::Conn`] parses
+//! A worker's loop wakes for received bytes (an io_uring receive completion,
+//! or a readable socket under epoll), copies or reads them into a 4 KiB
+//! input buffer from its pool; [`http1::Conn`] parses
 //! every complete request in the buffer with the scanning kernels (the
 //! request view holds slices of the buffer), calls the handler, which
 //! serialises its response into the connection's output buffer, and the
-//! worker writes all responses of the batch with one `send`. When nothing is
+//! worker writes all responses of the batch with one send (queued to the
+//! ring, or a `send` call). When nothing is
 //! left buffered both buffers go back to the pool, so an idle keep-alive
 //! connection holds no buffer. No lock is taken and nothing is allocated on
 //! this path (`tests/no_alloc.rs` checks that with a counting allocator).

@@ -227,6 +227,15 @@ impl Conn {
         }
     }
 
+    /// Takes the unsent output for a send that completes later (io_uring):
+    /// returns the buffer and the offset of its first unsent byte, and puts
+    /// `replacement` (emptied) in its place for the responses that follow.
+    pub fn swap_output(&mut self, mut replacement: Vec<u8>) -> (Vec<u8>, usize) {
+        replacement.clear();
+        let start = std::mem::replace(&mut self.out_pos, 0);
+        (std::mem::replace(&mut self.out, replacement), start)
+    }
+
     /// The file body to send after [`Conn::output`], if any.
     pub fn file(&mut self) -> Option<&mut FileBody> {
         if self.out_pos < self.out.len() {

@@ -9,6 +9,7 @@
 pub mod date;
 pub mod sys;
 pub mod timer;
+mod uring;
 mod worker;
 
 use std::fmt;
@@ -62,6 +63,33 @@ pub struct Config {
     /// JavaScript apps: how long a request may stay unanswered before a 504
     /// (`--js-timeout`); `None`: the bridge's default (30 s).
     pub js_timeout: Option<Duration>,
+    /// The workers' I/O backend (`--io`).
+    pub io: IoMode,
+}
+
+/// Which system interface the workers use for socket I/O.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IoMode {
+    /// io_uring where the kernel allows it (6.1 or later, not refused by a
+    /// seccomp profile or `kernel.io_uring_disabled`), else epoll.
+    #[default]
+    Auto,
+    /// Edge-triggered epoll with `read` / `send`.
+    Epoll,
+    /// io_uring; starting fails if it is not available.
+    Uring,
+}
+
+impl std::str::FromStr for IoMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(IoMode::Auto),
+            "epoll" => Ok(IoMode::Epoll),
+            "uring" | "io_uring" => Ok(IoMode::Uring),
+            _ => Err(format!("unknown I/O backend '{s}' (auto, epoll, uring)")),
+        }
+    }
 }
 
 /// The port when neither the command line nor the app names one.
@@ -87,6 +115,7 @@ impl Default for Config {
             dev: false,
             js_cpu_limit: None,
             js_timeout: None,
+            io: IoMode::default(),
         }
     }
 }
@@ -144,6 +173,7 @@ impl Mailbox {
 /// A running server.
 pub struct Server {
     addr: SocketAddr,
+    io: &'static str,
     mailboxes: Vec<Arc<Mailbox>>,
     threads: Vec<JoinHandle<Result<(), ServerError>>>,
 }
@@ -165,7 +195,7 @@ impl Server {
         }
         let mut mailboxes = Vec::with_capacity(workers);
         let mut threads = Vec::with_capacity(workers);
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), ServerError>>();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<&'static str, ServerError>>();
         for (i, listener) in listeners.into_iter().enumerate() {
             let mb = Arc::new(Mailbox {
                 fd: sys::eventfd().map_err(ServerError::Setup)?,
@@ -192,7 +222,7 @@ impl Server {
                             return Ok(());
                         }
                     };
-                    let _ = ready.send(Ok(()));
+                    let _ = ready.send(Ok(w.backend()));
                     drop(ready);
                     w.run();
                     Ok(())
@@ -201,14 +231,15 @@ impl Server {
             threads.push(t);
         }
         drop(ready_tx);
-        let server = Server {
+        let mut server = Server {
             addr,
+            io: "epoll",
             mailboxes,
             threads,
         };
         for _ in 0..workers {
             match ready_rx.recv() {
-                Ok(Ok(())) => {}
+                Ok(Ok(io)) => server.io = io,
                 Ok(Err(e)) => {
                     server.shutdown();
                     let _ = server.join();
@@ -223,6 +254,11 @@ impl Server {
     /// The bound address (with the real port if 0 was asked for).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The workers' I/O backend: "io_uring" or "epoll" (see [`IoMode`]).
+    pub fn io_backend(&self) -> &'static str {
+        self.io
     }
 
     /// Asks every worker to shut down gracefully (returns at once).

@@ -232,6 +232,22 @@ pub fn local_addr(fd: RawFd) -> io::Result<SocketAddr> {
     Ok(sockaddr_to(&ss))
 }
 
+/// The remote address of a connected socket.
+pub fn peer_addr(fd: RawFd) -> io::Result<SocketAddr> {
+    // SAFETY: all-zero sockaddr_storage is valid.
+    let mut ss: libc::sockaddr_storage = unsafe { zeroed() };
+    let mut len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: `ss`/`len` describe a writable buffer of the right size.
+    cvt(unsafe {
+        libc::getpeername(
+            fd,
+            (&mut ss as *mut libc::sockaddr_storage).cast(),
+            &mut len,
+        )
+    })?;
+    Ok(sockaddr_to(&ss))
+}
+
 /// `accept4` (non-blocking, close-on-exec); `Ok(None)` when nothing is
 /// pending.
 pub fn accept(fd: RawFd) -> io::Result<Option<(RawFd, SocketAddr)>> {

@@ -1,11 +1,23 @@
-//! One worker thread: its own `SO_REUSEPORT` listener, an edge-triggered
-//! epoll loop, a timer wheel, pools of I/O buffers, an eventfd mailbox and
-//! the per-thread handler. The only place that touches sockets.
+//! One worker thread: its own `SO_REUSEPORT` listener, an event loop, a
+//! timer wheel, pools of I/O buffers, an eventfd mailbox and the per-thread
+//! handler. The only place that touches sockets.
 //!
 //! Per loop iteration: wait (timeout = next timer, handler deadline), read
 //! the clock once, handle every event (accept / drive a connection / drain
 //! the mailbox), fire due timers, call [`Handler::tick`] once, flush the
 //! connections that deferred completions touched, write the access log.
+//!
+//! Two I/O backends share everything above the socket calls ([`IoMode`]):
+//! - **epoll**, edge-triggered: a readable event, then `read` until the
+//!   socket is drained; `send` per batch of responses, `EPOLLOUT` only while
+//!   a write is blocked.
+//! - **io_uring** ([`super::uring`]): a multishot accept, one multishot
+//!   receive per connection into provided buffers, sends queued as requests.
+//!   The loop makes one `io_uring_enter` per iteration (submit everything,
+//!   wait), so a request costs no `read`, `send` or `epoll_wait` call of its
+//!   own. A connection has at most one send in flight; its buffer belongs to
+//!   the slot until the send completes, even if the connection closes first,
+//!   and a slot is reused only when none of its requests is in flight.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,7 +26,8 @@ use std::time::{Duration, Instant};
 use super::date::DateCache;
 use super::sys::{self, Fd, IoResult};
 use super::timer::TimerWheel;
-use super::{Config, Mailbox, Message};
+use super::uring::{Cqe, Uring};
+use super::{Config, IoMode, Mailbox, Message};
 use crate::handler::{Complete, CompletionSink, Handler, HeaderSpan, RequestId, ResponseRef};
 use crate::http1::{Conn, Env, Progress};
 
@@ -43,6 +56,28 @@ fn token(slot: u32, generation: u32) -> u64 {
     u64::from(generation) << 32 | u64::from(slot)
 }
 
+// io_uring user data: the operation in the top byte, then 24 bits of the
+// slot's generation and the slot.
+const OP_RECV: u8 = 1;
+const OP_SEND: u8 = 2;
+const OP_POLL_OUT: u8 = 3;
+/// Completions of cancel requests (nothing to do).
+const OP_CANCEL: u8 = 0xfd;
+const OP_MAILBOX: u8 = 0xfe;
+const OP_ACCEPT: u8 = 0xff;
+const GEN_MASK: u32 = 0x00ff_ffff;
+/// Submission queue size (the completion queue is 8 times larger).
+const URING_ENTRIES: u32 = 1024;
+/// Provided receive buffers per worker, and their size. A buffer is held
+/// only from its completion to the end of that completion's handling, so
+/// this bounds the receives in one batch, not the connections.
+const URING_BUFS: u16 = 256;
+const URING_BUF_SIZE: usize = 4096;
+
+fn user_data(op: u8, slot: u32, generation: u32) -> u64 {
+    u64::from(op) << 56 | u64::from(generation & GEN_MASK) << 32 | u64::from(slot)
+}
+
 /// A live connection and its socket-side state.
 struct Live {
     fd: i32,
@@ -65,18 +100,111 @@ struct Live {
     /// a drive that only flushes a completion skips the `read` (which would
     /// fail with EAGAIN; nginx's `rev->ready = 0` does the same).
     input_drained: bool,
+    /// io_uring: received bytes the connection could not take yet (reading
+    /// is paused: the receive is cancelled until these are consumed), and
+    /// how many of them were consumed.
+    rx: Vec<u8>,
+    rx_pos: usize,
+    /// io_uring: the peer's FIN arrived (the receive is not re-armed).
+    eof: bool,
 }
 
 struct Slot {
     generation: u32,
     live: Option<Live>,
+    /// io_uring requests of this slot (all zero / empty under epoll).
+    io: SlotIo,
+}
+
+/// A slot's io_uring requests. Outlives the connection: a slot whose
+/// connection closed is reused only once `inflight` is back to zero.
+#[derive(Default)]
+struct SlotIo {
+    /// Requests whose final completion has not arrived.
+    inflight: u16,
+    /// A multishot receive is armed.
+    recv: bool,
+    /// A writability poll is armed (a `sendfile` would block).
+    poll_out: bool,
+    /// A send is in flight: `tx[tx_done..]` is being sent. `tx` is not
+    /// touched until its completion.
+    sending: bool,
+    tx: Vec<u8>,
+    tx_done: usize,
+}
+
+impl Slot {
+    /// Nothing is in flight in either direction (graceful shutdown may
+    /// close it).
+    fn quiet(&self) -> bool {
+        !self.io.sending && self.live.as_ref().is_none_or(|l| l.conn.is_idle())
+    }
+}
+
+/// The worker's I/O backend.
+enum Io {
+    Epoll(Fd),
+    Uring(Box<UringIo>),
+}
+
+struct UringIo {
+    ring: Uring,
+    /// The receive completion being handled: its slot, buffer, and the part
+    /// of it not yet consumed (`pos..len`).
+    cur: Option<Cur>,
+}
+
+struct Cur {
+    slot: u32,
+    bid: u16,
+    pos: usize,
+    len: usize,
+}
+
+impl UringIo {
+    /// The io_uring counterpart of `read(2)`: bytes received for `slot`
+    /// (first any held back while paused, then the current completion's).
+    /// Never `Done(0)`: the end of stream is reported by its completion.
+    fn read(
+        &mut self,
+        slot: u32,
+        rx: &mut Vec<u8>,
+        rx_pos: &mut usize,
+        buf: &mut [u8],
+    ) -> IoResult {
+        let mut n = 0;
+        if *rx_pos < rx.len() {
+            let k = (rx.len() - *rx_pos).min(buf.len());
+            buf[..k].copy_from_slice(&rx[*rx_pos..*rx_pos + k]);
+            *rx_pos += k;
+            if *rx_pos == rx.len() {
+                rx.clear();
+                *rx_pos = 0;
+            }
+            n = k;
+        }
+        if let Some(c) = self.cur.as_mut().filter(|c| c.slot == slot) {
+            let k = (c.len - c.pos).min(buf.len() - n);
+            if k > 0 {
+                let data = self.ring.buffer(c.bid, c.len);
+                buf[n..n + k].copy_from_slice(&data[c.pos..c.pos + k]);
+                c.pos += k;
+                n += k;
+            }
+        }
+        if n == 0 {
+            IoResult::WouldBlock
+        } else {
+            IoResult::Done(n)
+        }
+    }
 }
 
 /// A worker's state.
 pub(crate) struct Worker {
     id: usize,
     cfg: Arc<Config>,
-    ep: Fd,
+    io: Io,
     listener: Option<Fd>,
     mailbox: Arc<Mailbox>,
     handler: Box<dyn Handler>,
@@ -108,14 +236,43 @@ impl Worker {
         mailbox: Arc<Mailbox>,
         handler: Box<dyn Handler>,
     ) -> std::io::Result<Worker> {
-        let ep = sys::epoll_create()?;
-        sys::epoll_add(ep.0, listener.0, libc::EPOLLIN as u32, TOKEN_LISTENER)?;
-        sys::epoll_add(
-            ep.0,
-            mailbox.fd.0,
-            (libc::EPOLLIN | libc::EPOLLET) as u32,
-            TOKEN_MAILBOX,
-        )?;
+        let io = match cfg.io {
+            IoMode::Epoll => None,
+            IoMode::Uring => Some(
+                Uring::new(URING_ENTRIES, URING_BUFS, URING_BUF_SIZE).map_err(|e| {
+                    std::io::Error::new(e.kind(), format!("io_uring (--io uring): {e}"))
+                })?,
+            ),
+            // Kernels before 6.1, seccomp profiles that refuse io_uring
+            // (Docker's default), `kernel.io_uring_disabled`: use epoll.
+            IoMode::Auto => match Uring::new(URING_ENTRIES, URING_BUFS, URING_BUF_SIZE) {
+                Ok(u) => Some(u),
+                Err(e) => {
+                    if cfg.verbose && id == 0 {
+                        eprintln!("marg: io_uring unavailable ({e}); using epoll");
+                    }
+                    None
+                }
+            },
+        };
+        let io = match io {
+            Some(mut ring) => {
+                ring.accept(listener.0, user_data(OP_ACCEPT, 0, 0));
+                ring.poll_in(mailbox.fd.0, user_data(OP_MAILBOX, 0, 0));
+                Io::Uring(Box::new(UringIo { ring, cur: None }))
+            }
+            None => {
+                let ep = sys::epoll_create()?;
+                sys::epoll_add(ep.0, listener.0, libc::EPOLLIN as u32, TOKEN_LISTENER)?;
+                sys::epoll_add(
+                    ep.0,
+                    mailbox.fd.0,
+                    (libc::EPOLLIN | libc::EPOLLET) as u32,
+                    TOKEN_MAILBOX,
+                )?;
+                Io::Epoll(ep)
+            }
+        };
         let now = Instant::now();
         // Tick resolution: fine enough for the shortest configured timeout.
         let shortest = cfg.header_timeout.min(cfg.idle_timeout);
@@ -125,7 +282,7 @@ impl Worker {
         let in_size = IN_BUF.min(cfg.limits.max_header_bytes + 1024);
         Ok(Worker {
             id,
-            ep,
+            io,
             listener: Some(listener),
             mailbox,
             handler,
@@ -152,55 +309,62 @@ impl Worker {
         })
     }
 
+    /// Which backend this worker uses ("epoll" or "io_uring").
+    pub(crate) fn backend(&self) -> &'static str {
+        match self.io {
+            Io::Epoll(_) => "epoll",
+            Io::Uring(_) => "io_uring",
+        }
+    }
+
     /// Runs the loop until shutdown completes.
     pub(crate) fn run(mut self) {
         let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 256];
         loop {
-            let timeout = self.timeout_ms();
-            let n = match sys::epoll_wait(self.ep.0, &mut events, timeout) {
-                Ok(n) => n,
-                Err(e) => {
-                    eprintln!("marg: worker {}: epoll_wait failed: {e}", self.id);
-                    return;
+            let timeout = self.timeout();
+            match &mut self.io {
+                Io::Epoll(ep) => {
+                    // Round up so that we do not spin just before the deadline.
+                    let ms = timeout.map_or(-1, |d| {
+                        d.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32
+                    });
+                    match sys::epoll_wait(ep.0, &mut events, ms) {
+                        Ok(n) => {
+                            self.now = Instant::now();
+                            self.date.refresh();
+                            self.epoll_events(&events[..n]);
+                        }
+                        Err(e) => {
+                            eprintln!("marg: worker {}: epoll_wait failed: {e}", self.id);
+                            return;
+                        }
+                    }
                 }
-            };
-            self.now = Instant::now();
-            self.date.refresh();
-            for ev in &events[..n] {
-                let (tok, bits) = (ev.u64, ev.events);
-                match tok {
-                    TOKEN_LISTENER => self.accept_all(),
-                    TOKEN_MAILBOX => self.drain_mailbox(),
-                    _ => {
-                        let slot = tok as u32;
-                        let generation = (tok >> 32) as u32;
-                        let Some(l) = self
-                            .slots
-                            .get_mut(slot as usize)
-                            .filter(|s| s.generation == generation)
-                            .and_then(|s| s.live.as_mut())
-                        else {
-                            continue;
-                        };
-                        // Writable-only edges (ACKs freeing send space) are
-                        // common; skip them unless output is waiting.
-                        let readable = bits & !(libc::EPOLLOUT as u32) != 0;
-                        if readable {
-                            l.input_drained = false;
-                        }
-                        if readable || !l.conn.output().is_empty() || l.conn.file().is_some() {
-                            // After a hang-up edge, read to EOF (the short-read
-                            // shortcut would miss the FIN that came with data).
-                            let hup = (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32;
-                            self.drive(slot, bits & hup != 0);
-                        }
+                Io::Uring(u) => {
+                    if let Err(e) = u.ring.wait(timeout) {
+                        eprintln!("marg: worker {}: io_uring_enter failed: {e}", self.id);
+                        return;
+                    }
+                    self.now = Instant::now();
+                    self.date.refresh();
+                    let cqes = u.ring.take_cqes();
+                    for c in &cqes {
+                        self.completion(*c);
+                    }
+                    if let Io::Uring(u) = &mut self.io {
+                        u.ring.put_cqes(cqes);
                     }
                 }
             }
             if self.accept_paused.is_some_and(|t| t <= self.now) {
                 self.accept_paused = None;
                 if let Some(l) = &self.listener {
-                    let _ = sys::epoll_add(self.ep.0, l.0, libc::EPOLLIN as u32, TOKEN_LISTENER);
+                    match &mut self.io {
+                        Io::Epoll(ep) => {
+                            let _ = sys::epoll_add(ep.0, l.0, libc::EPOLLIN as u32, TOKEN_LISTENER);
+                        }
+                        Io::Uring(u) => u.ring.accept(l.0, user_data(OP_ACCEPT, 0, 0)),
+                    }
                 }
             }
             self.fire_timers();
@@ -218,9 +382,217 @@ impl Worker {
         }
     }
 
-    fn timeout_ms(&mut self) -> i32 {
+    fn epoll_events(&mut self, events: &[libc::epoll_event]) {
+        for ev in events {
+            let (tok, bits) = (ev.u64, ev.events);
+            match tok {
+                TOKEN_LISTENER => self.accept_all(),
+                TOKEN_MAILBOX => self.drain_mailbox(),
+                _ => {
+                    let slot = tok as u32;
+                    let generation = (tok >> 32) as u32;
+                    let Some(l) = self
+                        .slots
+                        .get_mut(slot as usize)
+                        .filter(|s| s.generation == generation)
+                        .and_then(|s| s.live.as_mut())
+                    else {
+                        continue;
+                    };
+                    // Writable-only edges (ACKs freeing send space) are
+                    // common; skip them unless output is waiting.
+                    let readable = bits & !(libc::EPOLLOUT as u32) != 0;
+                    if readable {
+                        l.input_drained = false;
+                    }
+                    if readable || !l.conn.output().is_empty() || l.conn.file().is_some() {
+                        // After a hang-up edge, read to EOF (the short-read
+                        // shortcut would miss the FIN that came with data).
+                        let hup = (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32;
+                        self.drive(slot, bits & hup != 0);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Handles one io_uring completion.
+    fn completion(&mut self, c: Cqe) {
+        let op = (c.user_data >> 56) as u8;
+        let slot = c.user_data as u32;
+        let generation = (c.user_data >> 32) as u32 & GEN_MASK;
+        match op {
+            OP_ACCEPT => self.accepted(c),
+            OP_MAILBOX => {
+                self.drain_mailbox();
+                if !c.more() {
+                    if let Io::Uring(u) = &mut self.io {
+                        u.ring.poll_in(self.mailbox.fd.0, c.user_data);
+                    }
+                }
+            }
+            OP_RECV | OP_SEND | OP_POLL_OUT => {
+                let Some(s) = self.slots.get_mut(slot as usize) else {
+                    return;
+                };
+                let final_cqe = op != OP_RECV || !c.more();
+                if final_cqe {
+                    s.io.inflight -= 1;
+                }
+                let was_closed = s.live.is_none();
+                let live = s.live.is_some() && s.generation & GEN_MASK == generation;
+                match op {
+                    OP_RECV => {
+                        if final_cqe {
+                            s.io.recv = false;
+                        }
+                        self.received(slot, live, c);
+                    }
+                    OP_SEND => self.sent(slot, live, c),
+                    _ => {
+                        s.io.poll_out = false;
+                        if live {
+                            self.drive(slot, false);
+                        }
+                    }
+                }
+                // The last request of a connection closed earlier: the slot
+                // can be reused. (One closed just now was freed, or left for
+                // its remaining requests, by `close_conn`.)
+                if was_closed && final_cqe && self.slots[slot as usize].io.inflight == 0 {
+                    self.free.push(slot);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A multishot accept completion: a new connection, or an error.
+    fn accepted(&mut self, c: Cqe) {
+        if c.result >= 0 {
+            let fd = c.result;
+            if self.live >= self.cfg.max_conns || self.shutdown_at.is_some() {
+                sys::close(fd);
+            } else {
+                match sys::peer_addr(fd) {
+                    Ok(peer) => self.add_conn(fd, peer),
+                    Err(_) => sys::close(fd), // already reset by the peer
+                }
+            }
+        } else if c.result != -libc::ECANCELED {
+            if self.cfg.verbose {
+                let e = std::io::Error::from_raw_os_error(-c.result);
+                eprintln!("marg: worker {}: accept: {e}; pausing accepts", self.id);
+            }
+            // Out of descriptors or memory: accepting again at once would
+            // fail the same way. Stop, and re-arm after a pause (see `run`).
+            if self.accept_paused.is_none() {
+                self.accept_paused = Some(self.now + ACCEPT_BACKOFF);
+                if c.more() {
+                    if let Io::Uring(u) = &mut self.io {
+                        u.ring.cancel(c.user_data, user_data(OP_CANCEL, 0, 0));
+                    }
+                }
+            }
+        }
+        if c.more() || self.shutdown_at.is_some() || self.accept_paused.is_some() {
+            return;
+        }
+        if let (Some(l), Io::Uring(u)) = (&self.listener, &mut self.io) {
+            u.ring.accept(l.0, c.user_data);
+        }
+    }
+
+    /// A receive completion for `slot`.
+    fn received(&mut self, slot: u32, live: bool, c: Cqe) {
+        let bid = c.buffer();
+        if live {
+            if c.result > 0 {
+                let len = c.result as usize;
+                if let (Io::Uring(u), Some(bid)) = (&mut self.io, bid) {
+                    u.cur = Some(Cur {
+                        slot,
+                        bid,
+                        pos: 0,
+                        len,
+                    });
+                }
+                self.drive(slot, false);
+                // What the connection could not take waits in `rx`, and the
+                // receive is cancelled until it is consumed (backpressure).
+                let s = &mut self.slots[slot as usize];
+                if let (Io::Uring(u), Some(l)) = (&mut self.io, s.live.as_mut()) {
+                    if let Some(cur) = u.cur.take().filter(|c| c.pos < c.len) {
+                        let data = u.ring.buffer(cur.bid, cur.len);
+                        l.rx.extend_from_slice(&data[cur.pos..]);
+                    }
+                    if l.rx_pos < l.rx.len() && s.io.recv {
+                        u.ring.cancel(c.user_data, user_data(OP_CANCEL, 0, 0));
+                    }
+                }
+            } else if c.result == 0 {
+                if let Some(l) = self.slots[slot as usize].live.as_mut() {
+                    l.eof = true;
+                    l.conn.peer_closed();
+                }
+                self.drive(slot, true);
+            } else if c.result == -libc::ENOBUFS || c.result == -libc::ECANCELED {
+                // Out of receive buffers (re-armed below), or paused.
+                self.drive(slot, false);
+            } else {
+                self.close_conn(slot);
+            }
+        }
+        if let Io::Uring(u) = &mut self.io {
+            u.cur = None;
+            if let Some(bid) = bid {
+                u.ring.recycle(bid);
+            }
+        }
+    }
+
+    /// A send completion for `slot`.
+    fn sent(&mut self, slot: u32, live: bool, c: Cqe) {
+        let s = &mut self.slots[slot as usize];
+        let io = &mut s.io;
+        let mut failed = c.result < 0;
+        if c.result >= 0 {
+            io.tx_done += c.result as usize;
+            // Nothing sent of a non-empty rest: the socket is unusable.
+            failed = c.result == 0 && io.tx_done < io.tx.len();
+        }
+        if live && !failed && io.tx_done < io.tx.len() {
+            // A short send despite MSG_WAITALL (a signal): send the rest.
+            if let (Io::Uring(u), Some(l)) = (&mut self.io, s.live.as_ref()) {
+                io.inflight += 1;
+                // SAFETY: `tx` stays untouched while `sending` is set, and
+                // the slot (owner of `tx`) is not reused before this
+                // request's completion (`inflight`).
+                unsafe { u.ring.send(l.fd, &io.tx[io.tx_done..], c.user_data) };
+                return;
+            }
+        }
+        io.sending = false;
+        let mut tx = std::mem::take(&mut io.tx);
+        io.tx_done = 0;
+        if tx.capacity() <= OUT_KEEP && self.pools.outputs.len() < POOL_MAX {
+            tx.clear();
+            self.pools.outputs.push(tx);
+        }
+        if !live {
+            return;
+        }
+        if failed {
+            self.close_conn(slot);
+        } else {
+            self.drive(slot, false);
+        }
+    }
+
+    /// The wait's timeout: `None` to wait for an event without limit.
+    fn timeout(&mut self) -> Option<Duration> {
         if self.tick_again {
-            return 0;
+            return Some(Duration::ZERO);
         }
         let now = Instant::now();
         let mut t: Option<Duration> = self.wheel.next_timeout(now);
@@ -238,11 +610,7 @@ impl Worker {
             let d = at.saturating_duration_since(now);
             t = Some(t.map_or(d, |x| x.min(d)));
         }
-        match t {
-            None => -1,
-            // Round up so that we do not spin just before the deadline.
-            Some(d) => d.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32,
-        }
+        t
     }
 
     fn accept_all(&mut self) {
@@ -266,7 +634,9 @@ impl Worker {
                     if self.cfg.verbose {
                         eprintln!("marg: worker {}: accept: {e}; pausing accepts", self.id);
                     }
-                    sys::epoll_del(self.ep.0, lfd);
+                    if let Io::Epoll(ep) = &self.io {
+                        sys::epoll_del(ep.0, lfd);
+                    }
                     self.accept_paused = Some(self.now + ACCEPT_BACKOFF);
                     return;
                 }
@@ -282,16 +652,27 @@ impl Worker {
                 self.slots.push(Slot {
                     generation: 0,
                     live: None,
+                    io: SlotIo::default(),
                 });
                 (self.slots.len() - 1) as u32
             }
         };
-        let generation = self.slots[slot as usize].generation;
-        let events = READ_EVENTS;
-        if sys::epoll_add(self.ep.0, fd, events, token(slot, generation)).is_err() {
-            sys::close(fd);
-            self.free.push(slot);
-            return;
+        let s = &mut self.slots[slot as usize];
+        let generation = s.generation;
+        match &mut self.io {
+            Io::Epoll(ep) => {
+                if sys::epoll_add(ep.0, fd, READ_EVENTS, token(slot, generation)).is_err() {
+                    sys::close(fd);
+                    self.free.push(slot);
+                    return;
+                }
+            }
+            Io::Uring(u) => {
+                debug_assert_eq!(s.io.inflight, 0);
+                u.ring.recv(fd, user_data(OP_RECV, slot, generation));
+                s.io.recv = true;
+                s.io.inflight = 1;
+            }
         }
         let conn = Conn::new(Vec::new(), Vec::new(), peer, slot, generation, 0);
         let idle = self.now + self.cfg.idle_timeout;
@@ -307,11 +688,16 @@ impl Worker {
             want_write: false,
             // Data may have arrived before the socket joined the epoll set.
             input_drained: false,
+            rx: Vec::new(),
+            rx_pos: 0,
+            eof: false,
         });
         self.live += 1;
         self.schedule(slot);
-        // Data may already be there (edge-triggered: no event for it).
-        self.drive(slot, false);
+        if let Io::Epoll(_) = self.io {
+            // Data may already be there (edge-triggered: no event for it).
+            self.drive(slot, false);
+        }
     }
 
     fn drain_mailbox(&mut self) {
@@ -331,13 +717,20 @@ impl Worker {
         }
         self.shutdown_at = Some(self.now + self.cfg.shutdown_grace);
         if let Some(l) = self.listener.take() {
-            sys::epoll_del(self.ep.0, l.0);
+            match &mut self.io {
+                Io::Epoll(ep) => sys::epoll_del(ep.0, l.0),
+                // The accept holds the listener open until it is cancelled.
+                Io::Uring(u) => u
+                    .ring
+                    .cancel(user_data(OP_ACCEPT, 0, 0), user_data(OP_CANCEL, 0, 0)),
+            }
         }
         for i in 0..self.slots.len() as u32 {
+            let quiet = self.slots[i as usize].quiet();
             let Some(l) = self.slots[i as usize].live.as_mut() else {
                 continue;
             };
-            if l.conn.is_idle() {
+            if quiet {
                 self.close_conn(i);
             } else {
                 l.conn.close_when_done();
@@ -359,7 +752,10 @@ impl Worker {
     fn drive(&mut self, slot: u32, read_to_eof: bool) {
         let now = self.now;
         let limits = self.cfg.limits;
-        let Some(l) = self.slots[slot as usize].live.as_mut() else {
+        let s = &mut self.slots[slot as usize];
+        let generation = s.generation;
+        let sio = &mut s.io;
+        let Some(l) = s.live.as_mut() else {
             return;
         };
         if l.linger_until.is_some() {
@@ -367,7 +763,8 @@ impl Worker {
             return;
         }
         self.pools.attach(&mut l.conn);
-        let mut drained = l.input_drained && !read_to_eof;
+        // (io_uring: reading is a copy from a completion, never a syscall.)
+        let mut drained = matches!(self.io, Io::Epoll(_)) && l.input_drained && !read_to_eof;
         let mut dead = false;
         let mut blocked = false;
         loop {
@@ -393,7 +790,11 @@ impl Worker {
                 l.request_started.get_or_insert(now);
             }
             // Write everything queued: one write per batch of responses.
-            match flush(l) {
+            let flushed = match &mut self.io {
+                Io::Epoll(_) => flush(l),
+                Io::Uring(u) => flush_uring(u, sio, l, &mut self.pools, slot, generation),
+            };
+            match flushed {
                 Flush::Done => {}
                 Flush::Blocked => {
                     blocked = true;
@@ -404,7 +805,7 @@ impl Worker {
                     break;
                 }
             }
-            if l.conn.should_close() {
+            if l.conn.should_close() && !sio.sending {
                 sys::shutdown_write(l.fd);
                 l.linger_until = Some(now + LINGER);
                 l.deadline = l.linger_until;
@@ -418,7 +819,11 @@ impl Worker {
                 break; // paused: output backlog or closing
             }
             let want = space.len();
-            match sys::read(l.fd, space) {
+            let got = match &mut self.io {
+                Io::Epoll(_) => sys::read(l.fd, space),
+                Io::Uring(u) => u.read(slot, &mut l.rx, &mut l.rx_pos, space),
+            };
+            match got {
                 IoResult::Done(0) => {
                     l.conn.peer_closed();
                 }
@@ -443,14 +848,10 @@ impl Worker {
                 }
             }
         }
-        if blocked != l.want_write {
+        if let (Io::Epoll(ep), true) = (&self.io, blocked != l.want_write) {
             // Watch writability only while output is stuck.
             let events = if blocked { WRITE_EVENTS } else { READ_EVENTS };
-            let generation = self.slots[slot as usize].generation;
-            let Some(l) = self.slots[slot as usize].live.as_mut() else {
-                return;
-            };
-            if sys::epoll_mod(self.ep.0, l.fd, events, token(slot, generation)).is_err() {
+            if sys::epoll_mod(ep.0, l.fd, events, token(slot, generation)).is_err() {
                 dead = true;
             }
             l.want_write = blocked;
@@ -459,7 +860,9 @@ impl Worker {
             self.close_conn(slot);
             return;
         }
-        let Some(l) = self.slots[slot as usize].live.as_mut() else {
+        let s = &mut self.slots[slot as usize];
+        let sending = s.io.sending;
+        let Some(l) = s.live.as_mut() else {
             return;
         };
         if l.linger_until.is_some() {
@@ -473,14 +876,14 @@ impl Worker {
             } else {
                 l.request_started.map(|t| t + self.cfg.header_timeout)
             }
-        } else if !l.conn.output().is_empty() {
+        } else if sending || !l.conn.output().is_empty() {
             Some(l.last_active.max(now) + self.cfg.idle_timeout)
         } else if l.conn.has_deferred() {
             None
         } else {
             Some(l.last_active + self.cfg.idle_timeout)
         };
-        if self.shutdown_at.is_some() && l.conn.is_idle() {
+        if self.shutdown_at.is_some() && l.conn.is_idle() && !sending {
             self.close_conn(slot);
             return;
         }
@@ -488,6 +891,22 @@ impl Worker {
             self.pools.release(&mut l.conn);
         }
         self.schedule(slot);
+        self.arm_recv(slot);
+    }
+
+    /// io_uring: re-arms a connection's receive once it ended (buffers ran
+    /// out, a completion without `MORE`) or was paused and the held-back
+    /// input is consumed; not after the peer's FIN.
+    fn arm_recv(&mut self, slot: u32) {
+        let Io::Uring(u) = &mut self.io else { return };
+        let s = &mut self.slots[slot as usize];
+        let Some(l) = s.live.as_ref() else { return };
+        if s.io.recv || l.eof || l.rx_pos < l.rx.len() {
+            return;
+        }
+        u.ring.recv(l.fd, user_data(OP_RECV, slot, s.generation));
+        s.io.recv = true;
+        s.io.inflight += 1;
     }
 
     /// Discards input on a closing connection until EOF or the deadline.
@@ -495,15 +914,32 @@ impl Worker {
         let Some(l) = self.slots[slot as usize].live.as_mut() else {
             return;
         };
-        let mut scratch = [0u8; 4096];
-        loop {
-            match sys::read(l.fd, &mut scratch) {
-                IoResult::Done(0) | IoResult::Error => {
+        match &mut self.io {
+            Io::Epoll(_) => {
+                let mut scratch = [0u8; 4096];
+                loop {
+                    match sys::read(l.fd, &mut scratch) {
+                        IoResult::Done(0) | IoResult::Error => {
+                            self.close_conn(slot);
+                            return;
+                        }
+                        IoResult::Done(_) => {}
+                        IoResult::WouldBlock => break,
+                    }
+                }
+            }
+            Io::Uring(u) => {
+                // Received bytes are dropped; the FIN arrives as a
+                // completion (`eof`).
+                l.rx.clear();
+                l.rx_pos = 0;
+                if let Some(c) = u.cur.as_mut().filter(|c| c.slot == slot) {
+                    c.pos = c.len;
+                }
+                if l.eof {
                     self.close_conn(slot);
                     return;
                 }
-                IoResult::Done(_) => {}
-                IoResult::WouldBlock => break,
             }
         }
         if l.linger_until.is_some_and(|t| t <= self.now) {
@@ -511,6 +947,7 @@ impl Worker {
             return;
         }
         self.schedule(slot);
+        self.arm_recv(slot);
     }
 
     /// Makes sure the wheel holds an entry no later than the deadline.
@@ -610,10 +1047,30 @@ impl Worker {
             debug_assert_eq!(id.generation, generation);
             self.handler.cancelled(id);
         }
-        sys::epoll_del(self.ep.0, l.fd);
+        match &mut self.io {
+            Io::Epoll(ep) => sys::epoll_del(ep.0, l.fd),
+            Io::Uring(u) => {
+                // In-flight requests hold the socket open: cancel them. The
+                // slot (and the send buffer it owns) is reused only after
+                // their last completion (see `completion`).
+                let cancel = user_data(OP_CANCEL, 0, 0);
+                if s.io.recv {
+                    u.ring.cancel(user_data(OP_RECV, slot, generation), cancel);
+                }
+                if s.io.sending {
+                    u.ring.cancel(user_data(OP_SEND, slot, generation), cancel);
+                }
+                if s.io.poll_out {
+                    u.ring
+                        .cancel(user_data(OP_POLL_OUT, slot, generation), cancel);
+                }
+            }
+        }
         sys::close(l.fd);
         self.pools.release(&mut l.conn);
-        self.free.push(slot);
+        if s.io.inflight == 0 {
+            self.free.push(slot);
+        }
         self.live -= 1;
     }
 }
@@ -698,6 +1155,68 @@ impl Pools {
         }
         if outb.capacity() <= OUT_KEEP && self.outputs.len() < POOL_MAX {
             self.outputs.push(outb);
+        }
+    }
+}
+
+/// io_uring: hands queued output to a send request (at most one in flight
+/// per connection; what is queued meanwhile goes in the next), then a
+/// pending file body by `sendfile` once nothing is in flight. `Done` means
+/// nothing needs writability; a send may still be in flight.
+fn flush_uring(
+    u: &mut UringIo,
+    sio: &mut SlotIo,
+    l: &mut Live,
+    pools: &mut Pools,
+    slot: u32,
+    generation: u32,
+) -> Flush {
+    if sio.sending || sio.poll_out {
+        return Flush::Done;
+    }
+    if !l.conn.output().is_empty() {
+        let fresh = pools.outputs.pop().unwrap_or_default();
+        let (buf, start) = l.conn.swap_output(fresh);
+        sio.tx = buf;
+        sio.tx_done = start;
+        sio.sending = true;
+        sio.inflight += 1;
+        // SAFETY: `tx` is not touched while `sending` is set (every writer
+        // checks it), and the slot that owns it is not reused before this
+        // request's completion (`inflight`), even if the connection closes.
+        unsafe {
+            u.ring
+                .send(l.fd, &sio.tx[start..], user_data(OP_SEND, slot, generation))
+        };
+        return Flush::Done;
+    }
+    let fd = l.fd;
+    let Some(f) = l.conn.file() else {
+        return Flush::Done;
+    };
+    use std::os::fd::AsRawFd;
+    loop {
+        match sys::sendfile(fd, f.file.as_raw_fd(), &mut f.offset, f.len) {
+            IoResult::Done(0) => {
+                l.conn.file_done();
+                return Flush::Error;
+            }
+            IoResult::Done(n) => {
+                f.len -= n as u64;
+                if f.len == 0 {
+                    l.conn.file_done();
+                    // Responses queued behind the file go out next.
+                    return flush_uring(u, sio, l, pools, slot, generation);
+                }
+            }
+            IoResult::WouldBlock => {
+                u.ring
+                    .poll_out(fd, user_data(OP_POLL_OUT, slot, generation));
+                sio.poll_out = true;
+                sio.inflight += 1;
+                return Flush::Blocked;
+            }
+            IoResult::Error => return Flush::Error,
         }
     }
 }
