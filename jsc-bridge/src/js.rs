@@ -73,7 +73,8 @@ pub(crate) fn append_utf8(s: JSStringRef, out: &mut Vec<u8>) {
 
 /// Appends the UTF-8 encoding of UTF-16 code units to `out` (lone surrogates become U+FFFD).
 pub(crate) fn utf16_to_utf8(units: &[u16], out: &mut Vec<u8>) {
-    if units.iter().all(|&u| u < 0x80) {
+    // OR-reduction rather than `all`: no early exit, so it vectorises.
+    if units.iter().fold(0u16, |a, &u| a | u) < 0x80 {
         out.reserve(units.len());
         out.extend(units.iter().map(|&u| u as u8));
         return;
@@ -86,38 +87,15 @@ pub(crate) fn utf16_to_utf8(units: &[u16], out: &mut Vec<u8>) {
     }
 }
 
-/// Appends the UTF-8 encoding of a JS string to `out` through `JSStringGetUTF8CString`, which
-/// converts JSC's 8-bit (Latin-1) strings directly, where `JSStringGetCharactersPtr` would
-/// first make and cache a 16-bit copy.
+/// Appends the UTF-8 encoding of a JS string to `out`, for the bulk text a tick returns.
+///
+/// Through `JSStringGetCharactersPtr` (a 16-bit copy of an 8-bit string, made with a
+/// vectorised widening loop) and [`utf16_to_utf8`], whose all-ASCII case is an OR-reduction
+/// and a narrowing copy: about 1 instruction per character. `JSStringGetUTF8CString`, which
+/// converts 8-bit strings directly, measured 29 instructions per character (callgrind, Debian's
+/// libjavascriptcoregtk-4.0 2.48): 8,400 per tick of eleven 27-byte JSON responses.
 pub(crate) fn append_utf8_fast(s: JSStringRef, out: &mut Vec<u8>) {
-    // SAFETY: `s` is a live string.
-    let len = unsafe { JSStringGetLength(s) };
-    if len == 0 {
-        return;
-    }
-    let cap = len * 3 + 1;
-    out.reserve(cap);
-    let start = out.len();
-    // SAFETY: `out` has `cap` spare bytes from `start`; JSC writes at most `cap` bytes
-    // (NUL included) and returns how many it wrote.
-    let written = unsafe {
-        JSStringGetUTF8CString(
-            s,
-            out.as_mut_ptr().add(start) as *mut std::os::raw::c_char,
-            cap,
-        )
-    };
-    // UTF-8 is never shorter than UTF-16 in code units; fewer bytes mean JSC stopped at a
-    // lone surrogate: redo it the lossy way (U+FFFD).
-    if written == 0 || written - 1 < len {
-        append_utf8(s, out);
-        return;
-    }
-    // SAFETY: JSC initialised `written` bytes, the last of which is the NUL we drop.
-    unsafe { out.set_len(start + written - 1) };
-    if out.capacity() > 4096 && out.capacity() > 2 * out.len() {
-        out.shrink_to_fit();
-    }
+    append_utf8(s, out);
 }
 
 /// Converts any value to a Rust string (via JS `String(value)`); `None` if that threw.
