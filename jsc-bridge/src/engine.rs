@@ -244,6 +244,10 @@ pub(crate) struct State {
     scratch16: Vec<u16>,
     scratch8: Vec<u8>,
     urls: UrlCache,
+    /// The prelude's `outBig` array (protected): string bodies of queued responses that
+    /// travel apart from the queued text (see [`BIG_BODY`]).
+    out_big: JSObjectRef,
+    bodies: BodyCache,
     /// Recycled header and target buffers (apart, so that a small target buffer does not
     /// come back as a header buffer that must grow).
     pool_headers: Vec<Vec<u8>>,
@@ -343,6 +347,8 @@ impl Engine {
             scratch16: Vec::new(),
             scratch8: Vec::new(),
             urls: UrlCache::default(),
+            out_big: ptr::null_mut(),
+            bodies: BodyCache::default(),
             pool_headers: Vec::new(),
             pool_targets: Vec::new(),
             group,
@@ -444,13 +450,20 @@ impl Engine {
                 )
             };
         }
-        // SAFETY: tick and flush are live objects; unprotected in Drop.
+        let out_big = js::get_prop(ctx, api as JSObjectRef, "outBig");
+        if !js::is_object(ctx, out_big) {
+            return Err(LoadError::Internal("prelude: no outBig".into()));
+        }
+        // SAFETY: tick, flush and outBig are live objects; unprotected in Drop.
         unsafe {
             JSValueProtect(ctx, tick);
             JSValueProtect(ctx, flush);
+            JSValueProtect(ctx, out_big);
         }
         self.tick_fn = tick as JSObjectRef;
         self.flush_fn = flush as JSObjectRef;
+        // SAFETY: the state outlives the VM (freed in Drop after the context).
+        unsafe { (*self.state).out_big = out_big as JSObjectRef };
 
         // 2. The app: check the syntax first so that errors carry the file's own positions.
         let src = JsString::new(source);
@@ -973,6 +986,10 @@ impl Drop for Engine {
                     JSValueUnprotect(self.ctx, self.flush_fn);
                 }
                 (*self.state).urls.clear(self.ctx);
+                (*self.state).bodies.clear(self.ctx);
+                if !(*self.state).out_big.is_null() {
+                    JSValueUnprotect(self.ctx, (*self.state).out_big);
+                }
                 JSContextGroupClearExecutionTimeLimit(self.group);
                 JSGlobalContextRelease(self.ctx);
             }
@@ -1516,10 +1533,7 @@ native_fn! {
         let b = arg(a, 1);
         // SAFETY: ctx and b are live.
         if !b.is_null() && unsafe { JSValueIsString(ctx, b) } {
-            let mut exc: JSValueRef = ptr::null();
-            // SAFETY: as above.
-            let s = JsString(unsafe { JSValueToStringCopy(ctx, b, &mut exc) });
-            js::append_utf8_fast(s.0, &mut st.arena);
+            append_string_body(st, ctx, b);
         } else if let Some(bytes) = bytes_of(ctx, b) {
             st.arena.extend_from_slice(bytes);
         }
@@ -1527,6 +1541,114 @@ native_fn! {
         let (status, ctype) = (st.shared[SH_RESP_STATUS], st.shared[SH_RESP_CTYPE]);
         st.push_done_at(rid, status, ctype, start..mid, mid..end);
         Ok(st.js_true)
+    }
+}
+
+/// String bodies of at least this many UTF-16 units travel apart from the queued text (the
+/// prelude's `outBig`; its BIG_BODY is the same number), so that each reaches Rust as its own
+/// JS value: a large constant body (a page, a precomputed JSON document) is then found in
+/// [`BodyCache`] instead of being converted again, and no body this size is copied into the
+/// queued text.
+const BIG_BODY: usize = 1024;
+
+/// Appends the UTF-8 bytes of the string body `v` to the arena: from [`BodyCache`] when
+/// `v` is a big string seen before, else converted (and cached on its second sighting).
+fn append_string_body(st: &mut State, ctx: JSContextRef, v: JSValueRef) {
+    let key = v as usize;
+    if let Some(bytes) = st.bodies.get(key) {
+        st.arena.extend_from_slice(bytes);
+        return;
+    }
+    let mut exc: JSValueRef = ptr::null();
+    // SAFETY: ctx and v are live; the copy is released by JsString.
+    let s = JsString(unsafe { JSValueToStringCopy(ctx, v, &mut exc) });
+    if s.0.is_null() {
+        return;
+    }
+    // SAFETY: s is a live string.
+    let units = unsafe { JSStringGetLength(s.0) };
+    let start = st.arena.len();
+    js::append_utf8_fast(s.0, &mut st.arena);
+    if units >= BIG_BODY && st.bodies.seen_again(key, &st.arena[start..]) {
+        st.bodies.insert(ctx, v, &st.arena[start..]);
+    }
+}
+
+/// UTF-8 bytes of big string bodies that were answered more than once, by the identity of
+/// the JS string (its cell address). A cached string is protected, so its cell cannot be
+/// collected and reused for another string while the entry exists; JS strings never change,
+/// so the bytes stay right. Strings enter on their second sighting with the same bytes (a
+/// small direct-mapped table of recent addresses and content fingerprints): a body made anew
+/// for each response, whose cell address the GC reuses, does not enter. Correctness never
+/// rests on the fingerprint: what enters is the current string, converted now, and
+/// protected. Bounded in entries and bytes; when full, everything is dropped and
+/// unprotected.
+#[derive(Default)]
+struct BodyCache {
+    map: std::collections::HashMap<usize, Box<[u8]>>,
+    seen: Vec<(usize, u64)>,
+    bytes: usize,
+}
+
+/// A cheap content fingerprint: the length and 24 sampled bytes.
+fn fingerprint(b: &[u8]) -> u64 {
+    let word = |at: usize| {
+        let mut w = [0u8; 8];
+        let at = at.min(b.len().saturating_sub(8));
+        let src = &b[at..b.len().min(at + 8)];
+        w[..src.len()].copy_from_slice(src);
+        u64::from_le_bytes(w)
+    };
+    let mut h = b.len() as u64;
+    for w in [word(0), word(b.len() / 2), word(b.len())] {
+        h = (h ^ w).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(29);
+    }
+    h
+}
+
+impl BodyCache {
+    const MAX_ENTRIES: usize = 64;
+    const MAX_BYTES: usize = 4 << 20;
+    const MAX_ENTRY: usize = 1 << 20;
+    const SEEN: usize = 256;
+
+    fn get(&self, key: usize) -> Option<&[u8]> {
+        if self.map.is_empty() {
+            return None;
+        }
+        self.map.get(&key).map(|b| &b[..])
+    }
+
+    /// Whether `key` was offered recently with the same content (and remembers it).
+    fn seen_again(&mut self, key: usize, bytes: &[u8]) -> bool {
+        if self.seen.is_empty() {
+            self.seen = vec![(0, 0); Self::SEEN];
+        }
+        let i = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) % Self::SEEN;
+        let entry = (key, fingerprint(bytes));
+        std::mem::replace(&mut self.seen[i], entry) == entry
+    }
+
+    fn insert(&mut self, ctx: JSContextRef, v: JSValueRef, bytes: &[u8]) {
+        if bytes.len() > Self::MAX_ENTRY {
+            return;
+        }
+        if self.map.len() >= Self::MAX_ENTRIES || self.bytes + bytes.len() > Self::MAX_BYTES {
+            self.clear(ctx);
+        }
+        // SAFETY: ctx and v are live; unprotected when the entry goes (clear).
+        unsafe { JSValueProtect(ctx, v) };
+        self.bytes += bytes.len();
+        self.map.insert(v as usize, bytes.into());
+    }
+
+    fn clear(&mut self, ctx: JSContextRef) {
+        for &key in self.map.keys() {
+            // SAFETY: every key is a value protected by `insert`.
+            unsafe { JSValueUnprotect(ctx, key as JSValueRef) };
+        }
+        self.map.clear();
+        self.bytes = 0;
     }
 }
 
@@ -1571,14 +1693,22 @@ fn take_queued(st: &mut State, ctx: JSContextRef, t: JSValueRef) {
         // SAFETY: s is a live string.
         Some(unsafe { JSStringGetLength(s.0) })
     };
+    // (header-lines length, body length in the text; or, for a big body, its index in
+    // `outBig` as -1 - index and a text length of 0).
     let lens = |st: &State, k: usize| {
         let r = SH_OUT + k * OUT_STRIDE;
-        (out_len(st.shared[r + 3]), out_len(st.shared[r + 4]))
+        let b = st.shared[r + 4];
+        let body = if b < 0.0 {
+            out_len(-1.0 - b).map(|i| (0, Some(i)))
+        } else {
+            out_len(b).map(|b| (b, None))
+        };
+        (out_len(st.shared[r + 3]), body)
     };
     let mut total = Some(0usize);
     for k in 0..n {
         total = match (total, lens(st, k)) {
-            (Some(t), (Some(h), Some(b))) => Some(t + h + b),
+            (Some(t), (Some(h), Some((b, _)))) => Some(t + h + b),
             _ => None,
         };
     }
@@ -1623,7 +1753,7 @@ fn take_queued(st: &mut State, ctx: JSContextRef, t: JSValueRef) {
     let mut pos = 0;
     for k in 0..n {
         let (h, b) = lens(st, k);
-        let (h, b) = (h.unwrap_or(0), b.unwrap_or(0)); // checked above
+        let (h, (b, big)) = (h.unwrap_or(0), b.unwrap_or((0, None))); // checked above
         let r = SH_OUT + k * OUT_STRIDE;
         let id = st.shared[r] as u64;
         let (status, ctype) = (st.shared[r + 1], st.shared[r + 2]);
@@ -1642,6 +1772,19 @@ fn take_queued(st: &mut State, ctx: JSContextRef, t: JSValueRef) {
                 js::utf16_to_utf8(&wide[pos + h..pos + h + b], &mut st.arena);
             }
             (start..mid, mid..st.arena.len())
+        };
+        let body = match big {
+            None => body,
+            Some(i) => {
+                let start = st.arena.len();
+                // SAFETY: ctx and the protected outBig array are live.
+                let v = unsafe { JSObjectGetPropertyAtIndex(ctx, st.out_big, i as u32, &mut exc) };
+                // SAFETY: ctx is live; v is checked for null first.
+                if !v.is_null() && unsafe { JSValueIsString(ctx, v) } {
+                    append_string_body(st, ctx, v);
+                }
+                start..st.arena.len()
+            }
         };
         pos += h + b;
         if let Some(rid) = take_answer(st, id) {

@@ -975,6 +975,11 @@
   // through respond().
   let inTick = false;
   let outText = '';
+  // Queued string bodies of BIG_BODY or more UTF-16 units stay out of `outText`: Rust reads
+  // each as its own value (record body length -1 - index), which lets it reuse the bytes of
+  // a big constant body answered again and again (engine.rs: BIG_BODY, BodyCache).
+  const BIG_BODY = 1024;
+  const outBig = [];
   function flushOut() {
     if (shared[SH_OUT_COUNT] !== 0) nativeFlush(outText);
   }
@@ -1133,14 +1138,17 @@
         shared[r] = this._id;
         shared[r + 1] = this.statusCode;
         shared[r + 2] = ctype;
-        shared[r + 4] = body.length;
-        let piece = body;
-        if (hs === undefined) {
-          shared[r + 3] = 0;
+        if (k === 0) outBig.length = 0;
+        let piece;
+        if (body.length >= BIG_BODY) {
+          shared[r + 4] = -1 - outBig.length;
+          outBig.push(body);
+          piece = hs === undefined ? '' : hs;
         } else {
-          shared[r + 3] = hs.length;
-          piece = hs + body;
+          shared[r + 4] = body.length;
+          piece = hs === undefined ? body : hs + body;
         }
+        shared[r + 3] = hs === undefined ? 0 : hs.length;
         outText = k === 0 ? piece : outText + piece;
         shared[SH_OUT_COUNT] = k + 1;
         return this;
@@ -1538,5 +1546,5 @@
     consoleObj.error('Unhandled promise rejection:', reason);
   }
 
-  return { tick, flush, loadMain, onUnhandledRejection };
+  return { tick, flush, loadMain, onUnhandledRejection, outBig };
 })

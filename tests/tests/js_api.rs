@@ -284,6 +284,87 @@ fn response_object() {
 }
 
 #[test]
+fn big_bodies_keep_their_own_bytes_cached_or_not() {
+    // Bodies of 1,024 UTF-16 units or more leave JS apart from the queued text, and one
+    // answered again and again is served from a cache keyed by the string's identity. Every
+    // response must still carry exactly its own bytes: constant bodies (cached after their
+    // second use), bodies made anew for each response (never served stale, although the GC
+    // reuses their cells), non-ASCII ones, more constants than the cache holds, big and
+    // small bodies mixed in one tick, and big bodies sent from a promise continuation.
+    let s = JsServer::inline(
+        r#"
+const page = '<p>' + 'marg '.repeat(400) + '</p>';
+const wide = 'h\u00e9llo \u{1F600} '.repeat(200) + '\uD83D';
+const many = Array.from({ length: 80 }, (_, i) => String(i).padStart(4, '0') + '-'.repeat(1200));
+let n = 0;
+Marg.get('/page', (req, res) => res.send(page));
+Marg.get('/wide', (req, res) => res.set('X-W', '1').send(wide));
+// Garbage on each call, so that collections run and the cells of dead bodies get reused.
+Marg.get('/fresh', (req, res) => {
+  const junk = [];
+  for (let i = 0; i < 5000; i++) junk.push({ i, s: 'j' + i });
+  n++;
+  res.send(String(n).padStart(8, '0') + '.'.repeat(1100 + (n % 7)) + (junk.length > 0 ? '' : '!'));
+});
+Marg.get('/many/:i', (req, res) => res.send(many[Number(req.params.i)]));
+Marg.get('/small', (req, res) => res.send('small'));
+Marg.get('/later', async (req, res) => { await null; res.send(page); });
+"#,
+        &[],
+        1,
+        &[],
+    );
+    let page = format!("<p>{}</p>", "marg ".repeat(400));
+    let wide = format!("{}\u{FFFD}", "h\u{e9}llo \u{1F600} ".repeat(200));
+    let mut c = s.client();
+    use std::io::Write;
+    for round in 0..3 {
+        let mut wire = Vec::new();
+        let mut want: Vec<String> = Vec::new();
+        for i in 0..240usize {
+            let (path, body) = match i % 6 {
+                0 => ("/page".to_string(), page.clone()),
+                1 => ("/wide".to_string(), wide.clone()),
+                2 => ("/fresh".to_string(), String::new()),
+                3 => {
+                    let k = (i * 7 + round) % 80;
+                    (format!("/many/{k}"), format!("{k:04}{}", "-".repeat(1200)))
+                }
+                4 => ("/small".to_string(), "small".to_string()),
+                _ => ("/later".to_string(), page.clone()),
+            };
+            wire.extend(Client::encode("GET", &path, &[], b""));
+            want.push(body);
+        }
+        c.stream.write_all(&wire).unwrap();
+        let got = marg_tests::read_responses(&mut c.stream, want.len());
+        let mut fresh = Vec::new();
+        for (i, (r, w)) in got.iter().zip(&want).enumerate() {
+            assert_eq!(r.status, 200, "round {round} #{i}");
+            if i % 6 == 2 {
+                fresh.push(r.text());
+                continue;
+            }
+            assert!(
+                r.text() == *w,
+                "round {round} #{i}: wrong body ({} bytes)",
+                r.body.len()
+            );
+            if i % 6 == 1 {
+                assert_eq!(r.header("x-w"), Some("1"));
+            }
+        }
+        // The fresh bodies count up one by one, each with its own length.
+        for w in fresh.windows(2) {
+            let a: u64 = w[0][..8].parse().unwrap();
+            let b: u64 = w[1][..8].parse().unwrap();
+            assert_eq!(b, a + 1, "a stale or misplaced fresh body");
+            assert_eq!(w[1].len(), 8 + 1100 + (b % 7) as usize);
+        }
+    }
+}
+
+#[test]
 fn responses_of_one_tick_keep_their_own_bytes() {
     // Pipelined in one write, so that all land in one VM entry, whose string responses go to
     // Rust together: ASCII, Latin-1, astral, lone surrogates on both sides of a boundary
