@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """JS benchmark: the same small app on Marg (JavaScriptCore), Bun.serve, Node node:http and
 Express 5. Scenarios: hello text (`/`), JSON (`/json`), a route with a param and a query
-(`/users/42?q=marg`), and pipelined x16 hello. Each server runs alone on 127.0.0.1 with one
+(`/users/42?q=marg`), and pipelined x16 hello; on request (--scenarios) also `list`, a
+~8 KB JSON array serialised for each response, and `page`, a ~15 KB constant HTML page.
+Each server runs alone on 127.0.0.1 with one
 worker, pinned to one core; the load generator is pinned to another. Per run: req/s, p99,
 server CPU microseconds per request (utime+stime / requests) and RSS, with ratios to Bun.
 
 Usage: bench/js.sh [--duration 5] [--servers marg,bun,node,express[,marg-native]]
-                   [--scenarios hello,json,param,pipelined] [--rounds 1]
+                   [--scenarios hello,json,param,pipelined[,list,page]] [--rounds 1]
 With --rounds N the servers take turns N times (marg, bun, ..., marg, bun, ...) and each
 figure is the run with the median us/req: on a shared, noisy machine the ratios then come
 from runs spread over the same period.
@@ -25,7 +27,8 @@ ROOT = os.path.dirname(BENCH)
 sys.path.insert(0, BENCH)
 import run as base  # noqa: E402  (bench/run.py)
 
-PATHS = {"hello": "/", "json": "/json", "param": "/users/42?q=marg", "pipelined": "/"}
+PATHS = {"hello": "/", "json": "/json", "param": "/users/42?q=marg", "pipelined": "/",
+         "list": "/list", "page": "/page"}
 
 
 def start(name, port, cpu):

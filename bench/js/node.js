@@ -2,6 +2,8 @@
 const http = require('node:http');
 const port = Number(process.env.PORT || 3002);
 const json = { message: 'Hello, World!' };
+const items = Array.from({ length: 100 }, (_, i) => ({ id: i, name: 'user ' + i, email: 'user' + i + '@example.com', active: i % 3 !== 0, score: i * 1.5 }));
+const page = '<!doctype html><title>marg</title>' + '<p>Lorem ipsum dolor sit amet, consectetur adipiscing elit.</p>\n'.repeat(250);
 function send(res, type, body) {
   res.writeHead(200, { 'Content-Type': type, 'Content-Length': Buffer.byteLength(body) });
   res.end(body);
@@ -12,6 +14,8 @@ http
     const path = q < 0 ? req.url : req.url.slice(0, q);
     if (path === '/') return send(res, 'text/plain; charset=utf-8', 'Hello, World!');
     if (path === '/json') return send(res, 'application/json; charset=utf-8', JSON.stringify(json));
+    if (path === '/list') return send(res, 'application/json; charset=utf-8', JSON.stringify(items));
+    if (path === '/page') return send(res, 'text/html; charset=utf-8', page);
     const m = /^\/users\/([^/]+)$/.exec(path);
     if (m) {
       const params = new URLSearchParams(q < 0 ? '' : req.url.slice(q + 1));
