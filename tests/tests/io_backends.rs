@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use marg_tests::{marg_bin, read_responses, Server};
+use marg_tests::{marg_bin, parse_all, read_responses, read_to_close, Server};
 
 /// The backends this machine can run: epoll always, io_uring where the
 /// kernel allows it (what `--io auto` picks says so).
@@ -140,4 +140,34 @@ fn clients_that_leave_with_a_response_in_flight_do_not_disturb_others() {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+#[test]
+fn a_file_body_to_a_slow_reader_resumes_when_the_socket_drains() {
+    // 12 MB through sendfile to a client that waits before reading: sendfile blocks (io_uring:
+    // a one-shot writability poll; epoll: EPOLLOUT), then resumes; the response pipelined
+    // behind the file follows it intact.
+    let dir = std::env::temp_dir().join(format!("marg-io-file-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let big: Vec<u8> = (0..12_000_000u32).map(|i| (i % 241) as u8).collect();
+    std::fs::write(dir.join("big.bin"), &big).unwrap();
+    std::fs::write(dir.join("small.txt"), "after the file").unwrap();
+    for io in backends() {
+        let s = Server::start(&["--io", io, "--static", dir.to_str().unwrap()]);
+        let mut c = s.connect();
+        c.write_all(
+            b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n\
+              GET /small.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let rs = parse_all(&read_to_close(&mut c));
+        assert_eq!(rs.len(), 2, "{io}");
+        assert_eq!(rs[0].status, 200, "{io}");
+        assert!(rs[0].body == big, "{io}: file body differs");
+        assert_eq!(rs[1].body, b"after the file", "{io}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

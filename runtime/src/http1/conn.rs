@@ -260,6 +260,11 @@ impl Conn {
             && !self.request_in_progress()
     }
 
+    /// Whether received bytes wait to be processed.
+    pub fn has_buffered_input(&self) -> bool {
+        self.start < self.end
+    }
+
     /// Whether a request is partly received (the header-read timeout runs).
     pub fn request_in_progress(&self) -> bool {
         !self.stop_reading && (self.start < self.end || self.wait.is_some())

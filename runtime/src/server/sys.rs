@@ -218,28 +218,30 @@ pub fn listen(addr: &SocketAddr, backlog: i32) -> io::Result<Fd> {
 
 /// The local address of a socket.
 pub fn local_addr(fd: RawFd) -> io::Result<SocketAddr> {
-    // SAFETY: all-zero sockaddr_storage is valid.
-    let mut ss: libc::sockaddr_storage = unsafe { zeroed() };
-    let mut len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    // SAFETY: `ss`/`len` describe a writable buffer of the right size.
-    cvt(unsafe {
-        libc::getsockname(
-            fd,
-            (&mut ss as *mut libc::sockaddr_storage).cast(),
-            &mut len,
-        )
-    })?;
-    Ok(sockaddr_to(&ss))
+    socket_name(fd, libc::getsockname)
 }
 
 /// The remote address of a connected socket.
 pub fn peer_addr(fd: RawFd) -> io::Result<SocketAddr> {
+    socket_name(fd, libc::getpeername)
+}
+
+/// `getsockname` or `getpeername` (same signature) into a `SocketAddr`.
+fn socket_name(
+    fd: RawFd,
+    call: unsafe extern "C" fn(
+        libc::c_int,
+        *mut libc::sockaddr,
+        *mut libc::socklen_t,
+    ) -> libc::c_int,
+) -> io::Result<SocketAddr> {
     // SAFETY: all-zero sockaddr_storage is valid.
     let mut ss: libc::sockaddr_storage = unsafe { zeroed() };
     let mut len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    // SAFETY: `ss`/`len` describe a writable buffer of the right size.
+    // SAFETY: `ss`/`len` describe a writable buffer of the right size, as both calls
+    // expect.
     cvt(unsafe {
-        libc::getpeername(
+        call(
             fd,
             (&mut ss as *mut libc::sockaddr_storage).cast(),
             &mut len,

@@ -794,8 +794,8 @@ impl Worker {
                 Io::Epoll(_) => flush(l),
                 Io::Uring(u) => flush_uring(u, sio, l, &mut self.pools, slot, generation),
             };
-            match flushed {
-                Flush::Done => {}
+            let wrote = match flushed {
+                Flush::Done(w) => w,
                 Flush::Blocked => {
                     blocked = true;
                     break;
@@ -804,18 +804,27 @@ impl Worker {
                     dead = true;
                     break;
                 }
-            }
+            };
             if l.conn.should_close() && !sio.sending {
                 sys::shutdown_write(l.fd);
                 l.linger_until = Some(now + LINGER);
                 l.deadline = l.linger_until;
                 break;
             }
+            // Requests already buffered may have waited for the output that just went out
+            // (pipelined behind a file body or a backlog): process them before stopping.
+            let again = wrote && l.conn.has_buffered_input();
             if drained {
+                if again {
+                    continue;
+                }
                 break;
             }
             let space = l.conn.read_space(&limits);
             if space.is_empty() {
+                if again {
+                    continue;
+                }
                 break; // paused: output backlog or closing
             }
             let want = space.len();
@@ -840,6 +849,9 @@ impl Worker {
                 }
                 IoResult::WouldBlock => {
                     l.input_drained = true;
+                    if again {
+                        continue;
+                    }
                     break;
                 }
                 IoResult::Error => {
@@ -1076,13 +1088,16 @@ impl Worker {
 }
 
 enum Flush {
-    Done,
+    /// Nothing is left that needs writability; `true` if bytes went out (or were handed to
+    /// a send) in this call, so that buffered requests held back by the output may proceed.
+    Done(bool),
     Blocked,
     Error,
 }
 
 /// Writes queued output, then a pending file body.
 fn flush(l: &mut Live) -> Flush {
+    let mut wrote = false;
     loop {
         let out = l.conn.output();
         if !out.is_empty() {
@@ -1093,33 +1108,57 @@ fn flush(l: &mut Live) -> Flush {
                     if !all {
                         return Flush::Blocked;
                     }
+                    wrote = true;
                 }
                 IoResult::WouldBlock => return Flush::Blocked,
                 IoResult::Error => return Flush::Error,
             }
         }
-        let fd = l.fd;
-        let Some(f) = l.conn.file() else {
-            return Flush::Done;
-        };
-        use std::os::fd::AsRawFd;
-        match sys::sendfile(fd, f.file.as_raw_fd(), &mut f.offset, f.len) {
-            IoResult::Done(0) => {
-                // File shrank under us: the framing is broken, close.
-                l.conn.file_done();
-                return Flush::Error;
-            }
-            IoResult::Done(n) => {
-                f.len -= n as u64;
-                if f.len == 0 {
-                    l.conn.file_done();
-                    // More responses may have been queued behind the file.
-                    continue;
-                }
-            }
-            IoResult::WouldBlock => return Flush::Blocked,
-            IoResult::Error => return Flush::Error,
+        match send_file(l) {
+            FileStep::NoFile => return Flush::Done(wrote),
+            // More responses may have been queued behind the file.
+            FileStep::Finished | FileStep::Partial => wrote = true,
+            FileStep::WouldBlock => return Flush::Blocked,
+            FileStep::Error => return Flush::Error,
         }
+    }
+}
+
+enum FileStep {
+    /// No file body is pending (or output comes first).
+    NoFile,
+    /// The file body is sent.
+    Finished,
+    /// Some of it was sent.
+    Partial,
+    WouldBlock,
+    Error,
+}
+
+/// One `sendfile` of the pending file body.
+fn send_file(l: &mut Live) -> FileStep {
+    let fd = l.fd;
+    let Some(f) = l.conn.file() else {
+        return FileStep::NoFile;
+    };
+    use std::os::fd::AsRawFd;
+    match sys::sendfile(fd, f.file.as_raw_fd(), &mut f.offset, f.len) {
+        IoResult::Done(0) => {
+            // File shrank under us: the framing is broken, close.
+            l.conn.file_done();
+            FileStep::Error
+        }
+        IoResult::Done(n) => {
+            f.len -= n as u64;
+            if f.len == 0 {
+                l.conn.file_done();
+                FileStep::Finished
+            } else {
+                FileStep::Partial
+            }
+        }
+        IoResult::WouldBlock => FileStep::WouldBlock,
+        IoResult::Error => FileStep::Error,
     }
 }
 
@@ -1172,7 +1211,7 @@ fn flush_uring(
     generation: u32,
 ) -> Flush {
     if sio.sending || sio.poll_out {
-        return Flush::Done;
+        return Flush::Done(false);
     }
     if !l.conn.output().is_empty() {
         let fresh = pools.outputs.pop().unwrap_or_default();
@@ -1188,35 +1227,27 @@ fn flush_uring(
             u.ring
                 .send(l.fd, &sio.tx[start..], user_data(OP_SEND, slot, generation))
         };
-        return Flush::Done;
+        return Flush::Done(true);
     }
-    let fd = l.fd;
-    let Some(f) = l.conn.file() else {
-        return Flush::Done;
-    };
-    use std::os::fd::AsRawFd;
     loop {
-        match sys::sendfile(fd, f.file.as_raw_fd(), &mut f.offset, f.len) {
-            IoResult::Done(0) => {
-                l.conn.file_done();
-                return Flush::Error;
+        match send_file(l) {
+            FileStep::NoFile => return Flush::Done(false),
+            FileStep::Partial => {}
+            // Responses queued behind the file go out next.
+            FileStep::Finished => {
+                return match flush_uring(u, sio, l, pools, slot, generation) {
+                    Flush::Done(_) => Flush::Done(true),
+                    other => other,
+                };
             }
-            IoResult::Done(n) => {
-                f.len -= n as u64;
-                if f.len == 0 {
-                    l.conn.file_done();
-                    // Responses queued behind the file go out next.
-                    return flush_uring(u, sio, l, pools, slot, generation);
-                }
-            }
-            IoResult::WouldBlock => {
-                u.ring
-                    .poll_out(fd, user_data(OP_POLL_OUT, slot, generation));
+            FileStep::WouldBlock => {
+                let ud = user_data(OP_POLL_OUT, slot, generation);
+                u.ring.poll_out(l.fd, ud);
                 sio.poll_out = true;
                 sio.inflight += 1;
                 return Flush::Blocked;
             }
-            IoResult::Error => return Flush::Error,
+            FileStep::Error => return Flush::Error,
         }
     }
 }
