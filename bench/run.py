@@ -8,7 +8,8 @@ latency, server CPU microseconds per request (utime+stime delta from
 ratios to Bun. Only processes this script started are ever signalled.
 
 Servers: marg (built-in Rust handler), marg-js (bench/peers/marg.js through
-the JS bridge), bun, node, express, nginx.
+the JS bridge), bun, node, express, nginx; on request also marg-epoll and
+marg-js-epoll (the same with `--io epoll`, against the default io_uring).
 
 Usage: bench/run.sh [--duration 5] [--servers marg,marg-js,bun,node,express,nginx]
                     [--scenarios plaintext,json,pipelined,conns1000]
@@ -70,9 +71,9 @@ def start_server(name, port, server_cpu, tmp):
     bun = os.path.join(HERE, "node_modules/@oven/bun-linux-x64/bin/bun")
     marg = os.environ.get("MARG_BIN") or os.path.join(
         os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release/marg")
-    if name == "marg":
+    if name in ("marg", "marg-epoll"):
         cmd = pin + [marg, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-    elif name == "marg-js":
+    elif name in ("marg-js", "marg-js-epoll"):
         cmd = pin + [marg, "serve", os.path.join(HERE, "peers/marg.js"), "--host", "127.0.0.1",
                      "--port", str(port), "--workers", "1"]
     elif name == "bun":
@@ -92,6 +93,8 @@ def start_server(name, port, server_cpu, tmp):
         cmd = pin + ["nginx", "-p", d, "-c", path, "-e", os.path.join(d, "error.log")]
     else:
         raise SystemExit(f"unknown server {name}")
+    if name.startswith("marg") and name.endswith("-epoll"):
+        cmd += ["--io", "epoll"]
     p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     if not wait_port(port):
         err = p.stderr.read(2000).decode(errors="replace") if p.poll() is not None else ""
