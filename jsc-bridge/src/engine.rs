@@ -1527,7 +1527,7 @@ native_fn! {
             let mut exc: JSValueRef = ptr::null();
             // SAFETY: ctx and h are live; the copy is released by JsString.
             let s = JsString(unsafe { JSValueToStringCopy(ctx, h, &mut exc) });
-            js::append_utf8_fast(s.0, &mut st.arena);
+            js::append_utf8(&s, &mut st.arena);
         }
         let mid = st.arena.len();
         let b = arg(a, 1);
@@ -1568,7 +1568,7 @@ fn append_string_body(st: &mut State, ctx: JSContextRef, v: JSValueRef) {
     // SAFETY: s is a live string.
     let units = unsafe { JSStringGetLength(s.0) };
     let start = st.arena.len();
-    js::append_utf8_fast(s.0, &mut st.arena);
+    js::append_utf8(&s, &mut st.arena);
     if units >= BIG_BODY && st.bodies.seen_again(key, &st.arena[start..]) {
         st.bodies.insert(ctx, v, &st.arena[start..]);
     }
@@ -1687,12 +1687,7 @@ fn take_queued(st: &mut State, ctx: JSContextRef, t: JSValueRef) {
     } else {
         JsString(ptr::null_mut())
     };
-    let units = if s.0.is_null() {
-        None
-    } else {
-        // SAFETY: s is a live string.
-        Some(unsafe { JSStringGetLength(s.0) })
-    };
+    let wide = (!s.0.is_null()).then(|| s.units());
     // (header-lines length, body length in the text; or, for a big body, its index in
     // `outBig` as -1 - index and a text length of 0).
     let lens = |st: &State, k: usize| {
@@ -1712,7 +1707,7 @@ fn take_queued(st: &mut State, ctx: JSContextRef, t: JSValueRef) {
             _ => None,
         };
     }
-    let Some(units) = units.filter(|&u| total == Some(u)) else {
+    let Some(wide) = wide.filter(|w| total == Some(w.len())) else {
         // The records and the text disagree (a bug, or a stop between the two writes):
         // never guess which bytes belong to whom.
         log_line(
@@ -1728,28 +1723,15 @@ fn take_queued(st: &mut State, ctx: JSContextRef, t: JSValueRef) {
         }
         return;
     };
+    // All ASCII: the lengths are byte lengths, and each response's bytes stay where one
+    // narrowing of the whole text put them. Otherwise convert each piece from its UTF-16
+    // units, as `respond` would have (a surrogate pair split between two pieces stays two
+    // lone surrogates).
     let base = st.arena.len();
-    js::append_utf8_fast(s.0, &mut st.arena);
-    // All ASCII (as many bytes as UTF-16 units): the lengths are byte lengths, and each
-    // response's bytes stay where the conversion put them. Otherwise convert each piece
-    // from its UTF-16 units, as `respond` would have (a surrogate pair split between two
-    // pieces stays two lone surrogates).
-    let ascii = st.arena.len() - base == units;
-    let wide: &[u16] = if ascii {
-        &[]
-    } else {
-        st.arena.truncate(base);
-        // SAFETY: s is live; the characters pointer stays valid while it lives, and holds
-        // `units` code units.
-        unsafe {
-            let p = JSStringGetCharactersPtr(s.0);
-            if p.is_null() {
-                &[]
-            } else {
-                std::slice::from_raw_parts(p, units)
-            }
-        }
-    };
+    let ascii = js::is_ascii(wide);
+    if ascii {
+        js::narrow_ascii(wide, &mut st.arena);
+    }
     let mut pos = 0;
     for k in 0..n {
         let (h, b) = lens(st, k);
@@ -1764,13 +1746,9 @@ fn take_queued(st: &mut State, ctx: JSContextRef, t: JSValueRef) {
             )
         } else {
             let start = st.arena.len();
-            if wide.len() == units {
-                js::utf16_to_utf8(&wide[pos..pos + h], &mut st.arena);
-            }
+            js::utf16_to_utf8(&wide[pos..pos + h], &mut st.arena);
             let mid = st.arena.len();
-            if wide.len() == units {
-                js::utf16_to_utf8(&wide[pos + h..pos + h + b], &mut st.arena);
-            }
+            js::utf16_to_utf8(&wide[pos + h..pos + h + b], &mut st.arena);
             (start..mid, mid..st.arena.len())
         };
         let body = match big {
@@ -1853,7 +1831,7 @@ native_fn! {
             if s.0.is_null() {
                 return Err("cannot convert to string".into());
             }
-            js::append_utf8(s.0, &mut out);
+            js::append_utf8(&s, &mut out);
         }
         let boxed = out.into_boxed_slice();
         let len = boxed.len();

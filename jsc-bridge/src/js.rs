@@ -8,6 +8,29 @@ use std::ptr;
 pub(crate) struct JsString(pub(crate) JSStringRef);
 
 impl JsString {
+    /// The string's UTF-16 code units (empty for a null string).
+    ///
+    /// This is how text leaves JSC: the C API has no access to an 8-bit string's bytes, so JSC
+    /// makes (and caches) a 16-bit copy, widening about a character per cycle, and
+    /// [`utf16_to_utf8`] narrows it again, about one instruction per character when it is
+    /// ASCII. `JSStringGetUTF8CString`, which converts 8-bit strings directly, measured 29
+    /// instructions per character (callgrind, Debian's libjavascriptcoregtk-4.0 2.48).
+    pub(crate) fn units(&self) -> &[u16] {
+        if self.0.is_null() {
+            return &[];
+        }
+        // SAFETY: the string is live while `self` is; the characters pointer stays valid
+        // while it lives and holds `JSStringGetLength` code units.
+        unsafe {
+            let len = JSStringGetLength(self.0);
+            let p = JSStringGetCharactersPtr(self.0);
+            if p.is_null() || len == 0 {
+                return &[];
+            }
+            std::slice::from_raw_parts(p, len)
+        }
+    }
+
     /// Creates a JS string from UTF-8 text.
     pub(crate) fn new(s: &str) -> JsString {
         let utf16: Vec<u16> = s.encode_utf16().collect();
@@ -58,25 +81,27 @@ impl Drop for JsString {
 }
 
 /// Appends the UTF-8 encoding of a JS string to `out` (lone surrogates become U+FFFD).
-pub(crate) fn append_utf8(s: JSStringRef, out: &mut Vec<u8>) {
-    // SAFETY: `s` is a live string; the characters pointer stays valid while it lives.
-    let units = unsafe {
-        let len = JSStringGetLength(s);
-        let p = JSStringGetCharactersPtr(s);
-        if p.is_null() || len == 0 {
-            return;
-        }
-        std::slice::from_raw_parts(p, len)
-    };
-    utf16_to_utf8(units, out);
+pub(crate) fn append_utf8(s: &JsString, out: &mut Vec<u8>) {
+    utf16_to_utf8(s.units(), out);
+}
+
+/// Whether UTF-16 code units are all ASCII (an OR-reduction rather than `all`: no early exit,
+/// so it vectorises).
+pub(crate) fn is_ascii(units: &[u16]) -> bool {
+    units.iter().fold(0u16, |a, &u| a | u) < 0x80
+}
+
+/// Appends UTF-16 code units that are all ASCII to `out`, one byte each.
+pub(crate) fn narrow_ascii(units: &[u16], out: &mut Vec<u8>) {
+    debug_assert!(is_ascii(units));
+    out.reserve(units.len());
+    out.extend(units.iter().map(|&u| u as u8));
 }
 
 /// Appends the UTF-8 encoding of UTF-16 code units to `out` (lone surrogates become U+FFFD).
 pub(crate) fn utf16_to_utf8(units: &[u16], out: &mut Vec<u8>) {
-    // OR-reduction rather than `all`: no early exit, so it vectorises.
-    if units.iter().fold(0u16, |a, &u| a | u) < 0x80 {
-        out.reserve(units.len());
-        out.extend(units.iter().map(|&u| u as u8));
+    if is_ascii(units) {
+        narrow_ascii(units, out);
         return;
     }
     out.reserve(units.len() * 3);
@@ -85,17 +110,6 @@ pub(crate) fn utf16_to_utf8(units: &[u16], out: &mut Vec<u8>) {
         let c = c.unwrap_or(char::REPLACEMENT_CHARACTER);
         out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
     }
-}
-
-/// Appends the UTF-8 encoding of a JS string to `out`, for the bulk text a tick returns.
-///
-/// Through `JSStringGetCharactersPtr` (a 16-bit copy of an 8-bit string, made with a
-/// vectorised widening loop) and [`utf16_to_utf8`], whose all-ASCII case is an OR-reduction
-/// and a narrowing copy: about 1 instruction per character. `JSStringGetUTF8CString`, which
-/// converts 8-bit strings directly, measured 29 instructions per character (callgrind, Debian's
-/// libjavascriptcoregtk-4.0 2.48): 8,400 per tick of eleven 27-byte JSON responses.
-pub(crate) fn append_utf8_fast(s: JSStringRef, out: &mut Vec<u8>) {
-    append_utf8(s, out);
 }
 
 /// Converts any value to a Rust string (via JS `String(value)`); `None` if that threw.
@@ -107,7 +121,7 @@ pub(crate) fn to_rust_string(ctx: JSContextRef, v: JSValueRef) -> Option<String>
         return None;
     }
     let mut out = Vec::new();
-    append_utf8(s.0, &mut out);
+    append_utf8(&s, &mut out);
     Some(String::from_utf8(out).unwrap_or_default())
 }
 
