@@ -205,9 +205,13 @@ impl Uring {
             }
             // The submission queue is full: hand it to the kernel and retry.
             if let Err(err) = self.ring.submit() {
-                if err.raw_os_error() != Some(libc::EBUSY) {
-                    eprintln!("marg: io_uring submit failed: {err}");
-                    return;
+                match err.raw_os_error() {
+                    Some(libc::EBUSY) | Some(libc::EAGAIN) | Some(libc::EINTR) => {}
+                    _ => {
+                        // The ring is unusable; the worker's next wait fails and ends it.
+                        eprintln!("marg: io_uring submit failed: {err}");
+                        return;
+                    }
                 }
             }
         }

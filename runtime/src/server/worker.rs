@@ -537,8 +537,9 @@ impl Worker {
                 }
                 self.drive(slot, true);
             } else if c.result == -libc::ENOBUFS || c.result == -libc::ECANCELED {
-                // Out of receive buffers (re-armed below), or paused.
-                self.drive(slot, false);
+                // Out of receive buffers, or paused: re-armed now, or once the held-back
+                // input is consumed.
+                self.arm_recv(slot);
             } else {
                 self.close_conn(slot);
             }
@@ -873,7 +874,7 @@ impl Worker {
             return;
         }
         let s = &mut self.slots[slot as usize];
-        let sending = s.io.sending;
+        let (sending, quiet) = (s.io.sending, s.quiet());
         let Some(l) = s.live.as_mut() else {
             return;
         };
@@ -895,7 +896,7 @@ impl Worker {
         } else {
             Some(l.last_active + self.cfg.idle_timeout)
         };
-        if self.shutdown_at.is_some() && l.conn.is_idle() && !sending {
+        if self.shutdown_at.is_some() && quiet {
             self.close_conn(slot);
             return;
         }
